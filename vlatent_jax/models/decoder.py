@@ -1,0 +1,110 @@
+"""Qwen2 decoder LLM: GQA with q/k/v bias, multimodal RoPE, RMSNorm, SwiGLU, static KV cache.
+
+The cache is a fixed-size [B, max_len, K, H] buffer per layer written with
+`dynamic_update_slice`, so prefill, one-token decode and the latent steps
+of `rollout.py` are each one compiled program regardless of position.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from vlatent_jax.models.config import LLMConfig
+from vlatent_jax.models.layers import GatedMLP, RMSNorm, attention, linear, rotate_half
+from vlatent_jax.models.rope import mrope_cos_sin
+
+
+class KVCache(NamedTuple):
+  keys: tuple[jax.Array, ...]    # per layer [B, max_len, K, H]
+  values: tuple[jax.Array, ...]
+
+  @classmethod
+  def empty(cls, config: LLMConfig, batch: int, max_len: int, dtype) -> "KVCache":
+    shape = (batch, max_len, config.num_key_value_heads, config.head_dim)
+    zeros = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_hidden_layers))
+    return cls(zeros, zeros)
+
+
+class Attention(nnx.Module):
+
+  def __init__(self, rngs, config: LLMConfig, dtype, param_dtype):
+    d, h = config.hidden_size, config.head_dim
+    self.q_proj = linear(rngs, d, config.num_attention_heads * h, bias=True, dtype=dtype, param_dtype=param_dtype)
+    self.k_proj = linear(rngs, d, config.num_key_value_heads * h, bias=True, dtype=dtype, param_dtype=param_dtype)
+    self.v_proj = linear(rngs, d, config.num_key_value_heads * h, bias=True, dtype=dtype, param_dtype=param_dtype)
+    self.o_proj = linear(rngs, config.num_attention_heads * h, d, bias=False, dtype=dtype, param_dtype=param_dtype)
+    self.head_dim = h
+
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None):
+    b, t, _ = x.shape
+    q = self.q_proj(x).reshape(b, t, -1, self.head_dim)
+    k = self.k_proj(x).reshape(b, t, -1, self.head_dim)
+    v = self.v_proj(x).reshape(b, t, -1, self.head_dim)
+    c, s = cos[:, :, None, :], sin[:, :, None, :]
+    q = q * c + rotate_half(q) * s
+    k = k * c + rotate_half(k) * s
+    if cache_kv is not None:
+      ck, cv = cache_kv
+      k = jax.lax.dynamic_update_slice_in_dim(ck, k.astype(ck.dtype), cache_index, axis=1)
+      v = jax.lax.dynamic_update_slice_in_dim(cv, v.astype(cv.dtype), cache_index, axis=1)
+    out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask)
+    return self.o_proj(out.reshape(b, t, -1)), (k, v)
+
+
+class DecoderLayer(nnx.Module):
+
+  def __init__(self, rngs, config: LLMConfig, dtype, param_dtype):
+    self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    self.self_attn = Attention(rngs, config, dtype, param_dtype)
+    self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    self.mlp = GatedMLP(rngs, config.hidden_size, config.intermediate_size, act=config.hidden_act,
+                        bias=False, dtype=dtype, param_dtype=param_dtype)
+
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None):
+    h, kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index)
+    x = x + h
+    return x + self.mlp(self.post_attention_layernorm(x)), kv
+
+
+class LanguageModel(nnx.Module):
+
+  def __init__(self, config: LLMConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+    self.config = config
+    self.dtype = dtype
+    self.embed_tokens = nnx.Embed(config.vocab_size, config.hidden_size, dtype=dtype, param_dtype=param_dtype,
+                                  embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
+    self.layers = nnx.List([DecoderLayer(rngs, config, dtype, param_dtype) for _ in range(config.num_hidden_layers)])
+    self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    self.lm_head = (None if config.tie_word_embeddings else
+                    linear(rngs, config.hidden_size, config.vocab_size, bias=False, dtype=dtype,
+                           param_dtype=param_dtype))
+
+  def embed(self, input_ids: jax.Array) -> jax.Array:
+    return self.embed_tokens(input_ids)
+
+  def __call__(self, embeds, position_ids, mask, cache: KVCache | None = None, cache_index=None):
+    """embeds [B,T,D], position_ids [3,B,T], mask [B,T,S] -> final-norm hidden [B,T,D], cache.
+
+    Without a cache S == T; with one, the T new keys are written at `cache_index`
+    and S is the cache length.
+    """
+    cfg = self.config
+    cos, sin = mrope_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, cfg.mrope_section, self.dtype)
+    x = embeds.astype(self.dtype)
+    keys, values = [], []
+    for i, layer in enumerate(self.layers):
+      layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
+      x, (k, v) = layer(x, cos, sin, mask, layer_cache, cache_index)
+      keys.append(k)
+      values.append(v)
+    new_cache = None if cache is None else KVCache(tuple(keys), tuple(values))
+    return self.norm(x), new_cache
+
+  def logits(self, hidden: jax.Array) -> jax.Array:
+    if self.lm_head is None:
+      return self.embed_tokens.attend(hidden)
+    return self.lm_head(hidden)

@@ -1,0 +1,178 @@
+"""Qwen2.5-VL vision tower: 3D patch embedding, 2D rotary, window attention, 2x2 merger.
+
+HF packs all patches of all videos into one sequence and permutes it so that
+windows are contiguous. Every attention in this tower (window or "full") stays
+inside one temporal slice of one video, so we lay patches out as
+[slices, patches_per_slice] instead, padded to static bucket sizes, and
+express windows and padding as masks. Attention is permutation equivariant
+and the merger acts on whole 2x2 units, so the result equals HF's while jit
+compiles one program per bucket rather than one per video size.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from vlatent_jax.models.config import VisionConfig
+from vlatent_jax.models.layers import ACT_FNS, GatedMLP, RMSNorm, attention, linear, rotate_half
+
+
+class VisionInputs(NamedTuple):
+  """Static-shape vision batch: slices F (t-steps of all videos), patches P per slice."""
+  patches: jax.Array     # [F, P, patch_dim] float
+  positions: jax.Array   # [F, P, 2] int32 (row, col) of each patch
+  window_ids: jax.Array  # [F, P] int32 window of each patch within its slice, -1 for padding
+  merged_index: jax.Array  # [M] int32: HF-order merged token m -> row of the flat [F*P/4] merger output
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return max(multiple, -(-n // multiple) * multiple)
+
+
+def _bucket(n: int, minimum: int) -> int:
+  """Next power of two >= n (at least `minimum`), so jit sees few distinct shapes."""
+  return max(minimum, 1 << max(0, int(n - 1).bit_length()))
+
+
+def vision_layout(pixel_values_videos, video_grid_thw, config: VisionConfig,
+                  num_slices: int | None = None, slice_len: int | None = None) -> VisionInputs:
+  """Host-side: HF's packed `pixel_values_videos` + `video_grid_thw` -> padded VisionInputs."""
+  pixels = np.asarray(pixel_values_videos)
+  grid = np.asarray(video_grid_thw, dtype=np.int64).reshape(-1, 3)
+  if pixels.ndim != 2 or pixels.shape[1] != config.patch_dim:
+    raise ValueError(f"pixel_values_videos must be [num_patches, {config.patch_dim}], got {pixels.shape}")
+  m = config.spatial_merge_size
+  if np.any(grid[:, 1:] % m) or np.any(grid <= 0):
+    raise ValueError(f"video_grid_thw rows must be positive with h, w divisible by {m}, got {grid.tolist()}")
+  total = int(np.prod(grid, axis=1).sum())
+  if total != pixels.shape[0]:
+    raise ValueError(f"video_grid_thw {grid.tolist()} describes {total} patches but "
+                     f"pixel_values_videos has {pixels.shape[0]}")
+
+  n_slices = int(grid[:, 0].sum())
+  max_len = int((grid[:, 1] * grid[:, 2]).max())
+  num_slices = num_slices or _bucket(n_slices, 1)
+  slice_len = slice_len or _round_up(max_len, 64)
+  if num_slices < n_slices or slice_len < max_len or slice_len % config.merge_unit:
+    raise ValueError(f"bucket ({num_slices}, {slice_len}) cannot hold {n_slices} slices of {max_len} patches")
+
+  patches = np.zeros((num_slices, slice_len, pixels.shape[1]), pixels.dtype)
+  positions = np.zeros((num_slices, slice_len, 2), np.int32)
+  window_ids = np.full((num_slices, slice_len), -1, np.int32)
+  merged_index = []
+  wm = config.window_merged
+  units_per_slice = slice_len // config.merge_unit
+  offset, row = 0, 0
+  for t, h, w in grid.tolist():
+    lh, lw = h // m, w // m
+    # Patch order inside a slice is block-major: 2x2 units row by row, 4 patches each.
+    bh, bw, i, j = np.meshgrid(np.arange(lh), np.arange(lw), np.arange(m), np.arange(m), indexing="ij")
+    pos = np.stack([(bh * m + i).ravel(), (bw * m + j).ravel()], axis=-1)
+    win = ((bh // wm) * (-(-lw // wm)) + (bw // wm)).ravel()
+    for _ in range(t):
+      patches[row, :h * w] = pixels[offset:offset + h * w]
+      positions[row, :h * w] = pos
+      window_ids[row, :h * w] = win
+      merged_index.append(row * units_per_slice + np.arange(lh * lw))
+      offset += h * w
+      row += 1
+  return VisionInputs(patches, positions, window_ids, np.concatenate(merged_index).astype(np.int32))
+
+
+def vision_rotary(positions: jax.Array, head_dim: int, theta: float):
+  """2D axial rotary: half the frequencies rotate by row, half by column."""
+  spatial = head_dim // 2
+  inv_freq = 1.0 / (theta ** (jnp.arange(0, spatial, 2, dtype=jnp.float32) / spatial))
+  freqs = positions.astype(jnp.float32)[..., None] * inv_freq  # [F,P,2,H/4]
+  freqs = jnp.concatenate([freqs[..., 0, :], freqs[..., 1, :]], axis=-1)
+  freqs = jnp.concatenate([freqs, freqs], axis=-1)
+  return jnp.cos(freqs), jnp.sin(freqs)
+
+
+class VisionAttention(nnx.Module):
+
+  def __init__(self, rngs, config: VisionConfig, dtype, param_dtype):
+    d = config.hidden_size
+    self.qkv = linear(rngs, d, 3 * d, bias=True, dtype=dtype, param_dtype=param_dtype)
+    self.proj = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
+    self.num_heads = config.num_heads
+
+  def __call__(self, x, cos, sin, mask):
+    f, p, d = x.shape
+    q, k, v = jnp.moveaxis(self.qkv(x).reshape(f, p, 3, self.num_heads, -1), 2, 0)
+    # Rotary in float32, cast back (HF apply_rotary_pos_emb_vision).
+    c, s = cos[:, :, None, :], sin[:, :, None, :]
+    q = (q.astype(jnp.float32) * c + rotate_half(q.astype(jnp.float32)) * s).astype(x.dtype)
+    k = (k.astype(jnp.float32) * c + rotate_half(k.astype(jnp.float32)) * s).astype(x.dtype)
+    out = attention(q, k, v, mask)
+    return self.proj(out.reshape(f, p, d))
+
+
+class VisionBlock(nnx.Module):
+
+  def __init__(self, rngs, config: VisionConfig, dtype, param_dtype):
+    self.norm1 = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    self.norm2 = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    self.attn = VisionAttention(rngs, config, dtype, param_dtype)
+    self.mlp = GatedMLP(rngs, config.hidden_size, config.intermediate_size, act=config.hidden_act,
+                        bias=True, dtype=dtype, param_dtype=param_dtype)
+
+  def __call__(self, x, cos, sin, mask):
+    x = x + self.attn(self.norm1(x), cos, sin, mask)
+    return x + self.mlp(self.norm2(x))
+
+
+class PatchMerger(nnx.Module):
+  """RMSNorm, then each 2x2 unit (4 consecutive patches) -> MLP -> one LLM token."""
+
+  def __init__(self, rngs, config: VisionConfig, dtype, param_dtype):
+    d = config.hidden_size * config.merge_unit
+    self.ln_q = RMSNorm(config.hidden_size, eps=1e-6, param_dtype=param_dtype)
+    self.mlp_in = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
+    self.mlp_out = linear(rngs, d, config.out_hidden_size, bias=True, dtype=dtype, param_dtype=param_dtype)
+    self.merge_unit = config.merge_unit
+
+  def __call__(self, x):
+    f, p, d = x.shape
+    x = self.ln_q(x).reshape(f, p // self.merge_unit, d * self.merge_unit)
+    return self.mlp_out(ACT_FNS["gelu"](self.mlp_in(x)))
+
+
+class PatchEmbed(nnx.Module):
+  """Conv3d with stride == kernel is a linear map of each flattened (C, T, P, P) patch."""
+
+  def __init__(self, rngs, config: VisionConfig, dtype, param_dtype):
+    self.proj = linear(rngs, config.patch_dim, config.hidden_size, bias=False, dtype=dtype,
+                       param_dtype=param_dtype)
+
+  def __call__(self, patches):
+    return self.proj(patches)
+
+
+class VisionTransformer(nnx.Module):
+
+  def __init__(self, config: VisionConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+    self.config = config
+    self.dtype = dtype
+    self.patch_embed = PatchEmbed(rngs, config, dtype, param_dtype)
+    self.blocks = nnx.List([VisionBlock(rngs, config, dtype, param_dtype) for _ in range(config.depth)])
+    self.merger = PatchMerger(rngs, config, dtype, param_dtype)
+
+  def __call__(self, inputs: VisionInputs) -> jax.Array:
+    """Returns merged video tokens [M, out_hidden_size] in HF order."""
+    cfg = self.config
+    x = self.patch_embed(inputs.patches.astype(self.dtype))
+    cos, sin = vision_rotary(inputs.positions, cfg.head_dim, cfg.rope_theta)
+    win = inputs.window_ids
+    valid = win >= 0
+    full_mask = valid[:, None, :] & valid[:, :, None]
+    window_mask = full_mask & (win[:, None, :] == win[:, :, None])
+    for i, block in enumerate(self.blocks):
+      x = block(x, cos, sin, full_mask if i in cfg.fullatt_block_indexes else window_mask)
+    merged = self.merger(x)
+    return merged.reshape(-1, merged.shape[-1])[inputs.merged_index]

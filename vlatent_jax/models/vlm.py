@@ -1,0 +1,43 @@
+"""The video-language model: named subtrees `vision` and `llm` (and `latent` when enabled).
+
+Freezing, per-part learning rates and sharding select parameters by these
+path prefixes; nothing in the model branches on them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.models.decoder import KVCache, LanguageModel
+from vlatent_jax.models.vision import VisionInputs, VisionTransformer
+
+
+class VideoLM(nnx.Module):
+
+  def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+    self.config = config
+    self.vision = VisionTransformer(config.vision, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+    self.llm = LanguageModel(config.llm, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+
+  def embed_inputs(self, input_ids: jax.Array, vision_inputs: VisionInputs | None,
+                   feature_index: jax.Array | None) -> jax.Array:
+    """Token embeddings with video tokens replaced by merged vision features.
+
+    feature_index [B,S]: for each video-token position, its row in the vision
+    output (HF's masked_scatter order); -1 elsewhere.
+    """
+    embeds = self.llm.embed(input_ids)
+    if vision_inputs is None:
+      return embeds
+    features = self.vision(vision_inputs).astype(embeds.dtype)
+    gathered = features[jnp.maximum(feature_index, 0)]
+    return jnp.where((feature_index >= 0)[..., None], gathered, embeds)
+
+  def __call__(self, input_ids, position_ids, mask, vision_inputs=None, feature_index=None,
+               cache: KVCache | None = None, cache_index=None):
+    """Full forward: returns final-norm hidden states [B,S,D] and the updated cache."""
+    embeds = self.embed_inputs(input_ids, vision_inputs, feature_index)
+    return self.llm(embeds, position_ids, mask, cache, cache_index)

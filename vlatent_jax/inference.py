@@ -1,0 +1,243 @@
+"""Public inference API: `load(path)` -> `Model` with `.logits()` and `.generate()`.
+
+Inputs are named and laid out as Hugging Face's Qwen2.5-VL processor returns
+them (numpy or anything array-like). Host-side preparation (rope index, vision
+layout, bucketing to static shapes) is numpy; the model runs in two jitted
+programs: a forward pass and a generate loop (prefill + `lax.scan` of one-token
+decode steps over a static KV cache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.models.decoder import KVCache
+from vlatent_jax.models.rope import rope_index
+from vlatent_jax.models.vision import VisionInputs, vision_layout
+from vlatent_jax.models.vlm import VideoLM
+
+SEQ_BUCKET = 64
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return max(multiple, -(-n // multiple) * multiple)
+
+
+@dataclasses.dataclass
+class PreparedBatch:
+  """Device-ready inputs; every array has a bucketed static shape."""
+  input_ids: np.ndarray      # [B,S]
+  attention_mask: np.ndarray  # [B,S] bool
+  position_ids: np.ndarray   # [3,B,S]
+  next_position: np.ndarray  # [B] position of the first generated token
+  vision: VisionInputs | None
+  feature_index: np.ndarray | None  # [B,S]
+
+
+def prepare_batch(config: ModelConfig, input_ids, attention_mask=None, pixel_values_videos=None,
+                  video_grid_thw=None, second_per_grid_ts=None, *, left_align: bool = False,
+                  seq_len: int | None = None) -> PreparedBatch:
+  """HF processor outputs -> PreparedBatch.
+
+  left_align=True moves each row's valid tokens to the right end (left padding),
+  so that generation appends every row at the same cache index.
+  """
+  ids = np.asarray(input_ids)
+  if ids.ndim != 2:
+    raise ValueError(f"input_ids must be [batch, seq], got shape {ids.shape}")
+  mask = np.ones(ids.shape, bool) if attention_mask is None else np.asarray(attention_mask).astype(bool)
+  if mask.shape != ids.shape:
+    raise ValueError(f"attention_mask shape {mask.shape} != input_ids shape {ids.shape}")
+  if (ids >= config.llm.vocab_size).any() or (ids < 0).any():
+    raise ValueError(f"input_ids outside the vocabulary [0, {config.llm.vocab_size})")
+  batch, seq = ids.shape
+  target = seq_len or _round_up(seq, SEQ_BUCKET)
+  if target < seq:
+    raise ValueError(f"seq_len {target} < input length {seq}")
+  pad = target - seq
+  pad_id = config.pad_token_id or 0
+  if left_align:
+    new_ids = np.full((batch, target), pad_id, ids.dtype)
+    new_mask = np.zeros((batch, target), bool)
+    for b in range(batch):
+      valid = ids[b][mask[b]]
+      new_ids[b, target - len(valid):] = valid
+      new_mask[b, target - len(valid):] = True
+    ids, mask = new_ids, new_mask
+  else:
+    ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=pad_id)
+    mask = np.pad(mask, ((0, 0), (0, pad)))
+
+  is_video = (ids == config.video_token_id) & mask
+  vision, feature_index = None, None
+  if pixel_values_videos is not None:
+    if video_grid_thw is None:
+      raise ValueError("pixel_values_videos given without video_grid_thw")
+    vision = vision_layout(pixel_values_videos, video_grid_thw, config.vision)
+    if is_video.sum() != len(vision.merged_index):
+      raise ValueError(f"input_ids hold {int(is_video.sum())} video tokens but the videos give "
+                       f"{len(vision.merged_index)} merged features")
+    feature_index = np.full(ids.shape, -1, np.int32)
+    feature_index[is_video] = np.arange(int(is_video.sum()), dtype=np.int32)
+  elif is_video.any():
+    raise ValueError("input_ids contain video tokens but pixel_values_videos is None")
+
+  position_ids, deltas = rope_index(
+      ids, video_grid_thw if vision is not None else None, second_per_grid_ts, mask,
+      video_token_id=config.video_token_id, image_token_id=config.image_token_id,
+      spatial_merge_size=config.vision.spatial_merge_size, tokens_per_second=config.vision.tokens_per_second)
+  next_position = mask.sum(-1).astype(np.int32) + deltas
+  return PreparedBatch(ids.astype(np.int32), mask, position_ids, next_position, vision, feature_index)
+
+
+def _causal_mask(key_valid: jax.Array, query_start, num_queries: int) -> jax.Array:
+  """[B,S] valid keys -> [B,T,S]: a query attends to valid keys at or before it."""
+  q = query_start + jnp.arange(num_queries)[:, None]
+  k = jnp.arange(key_valid.shape[1])[None, :]
+  return key_valid[:, None, :] & (k <= q)[None]
+
+
+def forward_hidden(module: VideoLM, batch: dict[str, Any]) -> jax.Array:
+  mask = _causal_mask(batch["attention_mask"], 0, batch["input_ids"].shape[1])
+  hidden, _ = module(batch["input_ids"], batch["position_ids"], mask, batch.get("vision"),
+                     batch.get("feature_index"))
+  return hidden
+
+
+def sample_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
+  """Greedy when temperature == 0, else temperature + nucleus (top-p) sampling. logits [B,V]."""
+  if temperature == 0.0:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  logits = logits.astype(jnp.float32) / temperature
+  if top_p < 1.0:
+    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
+    cum = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
+    # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+    cutoff_index = jnp.sum(cum < top_p, axis=-1, keepdims=True)
+    cutoff = jnp.take_along_axis(sorted_logits, cutoff_index, axis=-1)
+    logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+  return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+
+
+def generate_tokens(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_tokens: int,
+                    temperature: float, top_p: float, eos_ids: tuple[int, ...], pad_id: int) -> jax.Array:
+  """Prefill the left-aligned prompt into a static cache, then decode `max_new_tokens` tokens."""
+  ids = batch["input_ids"]
+  b, s = ids.shape
+  max_len = s + max_new_tokens - 1
+  llm = module.llm
+  cache = KVCache.empty(llm.config, b, max_len, llm.dtype)
+  key_valid = jnp.zeros((b, max_len), bool).at[:, :s].set(batch["attention_mask"])
+  embeds = module.embed_inputs(ids, batch.get("vision"), batch.get("feature_index"))
+  hidden, cache = llm(embeds, batch["position_ids"], _causal_mask(key_valid, 0, s), cache, 0)
+  rng, step_rng = jax.random.split(rng)
+  first = sample_token(llm.logits(hidden[:, -1]), step_rng, temperature, top_p)
+  eos = jnp.asarray(eos_ids if eos_ids else (-1,), jnp.int32)
+
+  def step(carry, i):
+    token, cache, key_valid, done, rng = carry
+    index = s + i
+    key_valid = key_valid.at[:, index].set(True)
+    pos = jnp.broadcast_to((batch["next_position"] + i)[None, :, None], (3, b, 1))
+    hidden, cache = llm(llm.embed(token[:, None]), pos, _causal_mask(key_valid, index, 1), cache, index)
+    rng, step_rng = jax.random.split(rng)
+    nxt = sample_token(llm.logits(hidden[:, -1]), step_rng, temperature, top_p)
+    done = done | jnp.isin(token, eos)
+    nxt = jnp.where(done, pad_id, nxt)
+    return (nxt, cache, key_valid, done, rng), nxt
+
+  done0 = jnp.zeros((b,), bool)
+  _, rest = jax.lax.scan(step, (first, cache, key_valid, done0, rng), jnp.arange(max_new_tokens - 1))
+  return jnp.concatenate([first[:, None], rest.T], axis=1)
+
+
+class Model:
+  """A loaded Qwen2.5-VL-architecture model with a numpy-in, numpy-out API."""
+
+  def __init__(self, config: ModelConfig, params: dict, *, dtype=jnp.float32, source: str | None = None,
+               meta: dict | None = None):
+    self.config = config
+    self.dtype = jnp.dtype(dtype)
+    self.source = source
+    self.meta = meta or {}
+    abstract = nnx.eval_shape(lambda: VideoLM(config, rngs=nnx.Rngs(0), dtype=self.dtype, param_dtype=self.dtype))
+    self.graphdef, state = nnx.split(abstract)
+    params = jax.tree.map(lambda x: jnp.asarray(x, self.dtype), params)
+    nnx.replace_by_pure_dict(state, params)
+    self.state = state
+    self._logits_fn = jax.jit(self._logits_impl)
+    self._generate_fn = jax.jit(self._generate_impl, static_argnames=("max_new_tokens", "temperature", "top_p"))
+
+  @property
+  def module(self) -> VideoLM:
+    return nnx.merge(self.graphdef, self.state)
+
+  def _logits_impl(self, state, batch):
+    module = nnx.merge(self.graphdef, state)
+    return module.llm.logits(forward_hidden(module, batch)).astype(jnp.float32)
+
+  def _generate_impl(self, state, batch, rng, *, max_new_tokens, temperature, top_p):
+    module = nnx.merge(self.graphdef, state)
+    return generate_tokens(module, batch, rng, max_new_tokens=max_new_tokens, temperature=temperature,
+                           top_p=top_p, eos_ids=self.config.eos_token_ids,
+                           pad_id=self.config.pad_token_id if self.config.pad_token_id is not None
+                           else (self.config.eos_token_ids or (0,))[0])
+
+  @staticmethod
+  def _device_batch(prepared: PreparedBatch) -> dict[str, Any]:
+    batch = {k: v for k, v in dataclasses.asdict(prepared).items() if v is not None and k != "vision"}
+    if prepared.vision is not None:
+      batch["vision"] = prepared.vision
+    return jax.tree.map(jnp.asarray, batch)
+
+  def logits(self, input_ids, attention_mask=None, pixel_values_videos=None, video_grid_thw=None,
+             second_per_grid_ts=None, **processor_extras) -> np.ndarray:
+    """Logits [batch, seq, vocab] (float32 numpy), as HF's model(...).logits.
+
+    `processor_extras` absorbs other processor outputs (e.g. mm_token_type_ids),
+    which this model derives from input_ids.
+    """
+    seq = np.asarray(input_ids).shape[-1]
+    prepared = prepare_batch(self.config, input_ids, attention_mask, pixel_values_videos, video_grid_thw,
+                             second_per_grid_ts)
+    out = self._logits_fn(self.state, self._device_batch(prepared))
+    return np.asarray(out)[:, :seq]
+
+  def generate(self, input_ids, attention_mask=None, pixel_values_videos=None, video_grid_thw=None,
+               second_per_grid_ts=None, *, max_new_tokens: int = 32, temperature: float = 0.0,
+               top_p: float = 1.0, seed: int = 0, **processor_extras) -> np.ndarray:
+    """New token ids [batch, max_new_tokens]; after an end-of-sequence token rows hold the pad id.
+
+    Greedy when temperature == 0 (identical to HF's greedy `generate`).
+    """
+    if max_new_tokens < 1:
+      raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if not (0.0 < top_p <= 1.0) or temperature < 0:
+      raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    prepared = prepare_batch(self.config, input_ids, attention_mask, pixel_values_videos, video_grid_thw,
+                             second_per_grid_ts, left_align=True)
+    tokens = self._generate_fn(self.state, self._device_batch(prepared), jax.random.key(seed),
+                               max_new_tokens=max_new_tokens, temperature=float(temperature), top_p=float(top_p))
+    return np.asarray(tokens)
+
+
+def load(path: str, dtype=None) -> Model:
+  """Loads an HF Qwen2.5-VL directory or a vlatent_jax checkpoint directory.
+
+  dtype: compute and parameter dtype (e.g. jnp.bfloat16 or "float32"); default:
+  the stored dtype.
+  """
+  from vlatent_jax.checkpoint import load_params  # local: keeps `import vlatent_jax` light
+
+  config, params, meta = load_params(path)
+  if dtype is None:
+    dtype = next(iter(jax.tree.leaves(params))).dtype
+  return Model(config, params, dtype=dtype, source=str(path), meta=meta)

@@ -12,6 +12,7 @@ preprocessed in data-loading workers without torch, with outputs bit-identical t
    ``_compute_index_ranges_int16_weights``, ``basic_loop_aa_{horizontal,vertical}<uint8_t>``).
    PIL's own BICUBIC uses 22-bit weights and differs by up to 2 uint8 steps in ~0.5% of pixels,
    so the ATen integer algorithm is reimplemented here instead; it is exact integer arithmetic.
+   (HF run with ``device="cuda"`` resizes in float instead and may differ by 1 step.)
 3. Rescale+normalise is HF's fused float32 form ``(x - mean*255) / (std*255)``.
 4. Patchify: frames padded to a multiple of ``temporal_patch_size`` by repeating the last frame,
    patches ordered block-major over ``merge_size x merge_size`` blocks, each patch flattened
@@ -146,26 +147,27 @@ def _aa_int16_weights(in_size: int, out_size: int):
     return idx, np.trunc(v + np.where(v < 0, -0.5, 0.5)).astype(np.int64), precision
 
 
-def _resize_last_axis(x: np.ndarray, out_size: int) -> np.ndarray:
-    idx, w, precision = _aa_int16_weights(x.shape[-1], out_size)
+def _resize_axis(x: np.ndarray, out_size: int, axis: int) -> np.ndarray:
+    """One separable pass over ``axis`` of a uint8 [H, W, 3] frame (ATen uint8 integer arithmetic)."""
+    idx, w, precision = _aa_int16_weights(x.shape[axis], out_size)
+    shape = [1, 1, 1]
+    shape[axis] = out_size
     w = w.astype(np.int32)  # int32 accumulation, exactly as the C++ kernel
-    acc = np.full(x.shape[:-1] + (out_size,), 1 << (precision - 1), np.int32)  # +0.5 for rounding
+    acc = np.full(x.shape[:axis] + (out_size,) + x.shape[axis + 1:], 1 << (precision - 1), np.int32)  # +0.5
     for k in range(idx.shape[1]):
-        acc += x[..., idx[:, k]] * w[:, k]
+        acc += np.take(x, idx[:, k], axis=axis) * w[:, k].reshape(shape)
     return np.clip(acc >> precision, 0, 255).astype(np.uint8)
 
 
 def _resize_uint8(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """uint8 [T,H,W,3] -> uint8 [T,height,width,3], bit-exact with torchvision's CPU uint8 path."""
     out = np.empty((frames.shape[0], height, width, 3), np.uint8)
-    for t, frame in enumerate(frames):  # per frame to bound memory
-        x = frame.transpose(0, 2, 1)  # [H, 3, W]: width pass first, like ATen
-        if width != frame.shape[1]:
-            x = _resize_last_axis(x, width)
-        x = x.transpose(2, 1, 0)  # [W', 3, H]
-        if height != frame.shape[0]:
-            x = _resize_last_axis(x, height)
-        out[t] = x.transpose(2, 0, 1)
+    for t, x in enumerate(frames):  # per frame to bound memory
+        if width != x.shape[1]:  # width pass first, like ATen
+            x = _resize_axis(x, width, axis=1)
+        if height != x.shape[0]:
+            x = _resize_axis(x, height, axis=0)
+        out[t] = x
     return out
 
 

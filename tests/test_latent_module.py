@@ -1,0 +1,51 @@
+"""Latent injection module: zero-init gate reduces to continuous thought; the gate opens the video path."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from vlatent_jax.models.config import ConfigError
+from vlatent_jax.models.latent import LatentInjection, LatentModuleConfig
+
+
+def _inputs(b=2, m=5, d=16):
+  rng = np.random.RandomState(0)
+  mask = np.ones((b, m), bool)
+  mask[1, 3:] = False
+  return (jnp.asarray(rng.randn(b, d), jnp.float32), jnp.asarray(rng.randn(b, m, d), jnp.float32),
+          jnp.asarray(mask))
+
+
+def test_untrained_lim_is_identity():
+  lim = LatentInjection(LatentModuleConfig(num_heads=4), 16, rngs=nnx.Rngs(0))
+  h, video, mask = _inputs()
+  np.testing.assert_array_equal(np.asarray(lim(h, video, mask)), np.asarray(h))
+
+
+def test_open_gate_reads_only_unmasked_video_tokens():
+  lim = LatentInjection(LatentModuleConfig(num_heads=4), 16, rngs=nnx.Rngs(0))
+  lim.gate[...] = jnp.asarray(0.5)
+  h, video, mask = _inputs()
+  z = lim(h, video, mask)
+  assert not np.allclose(np.asarray(z), np.asarray(h))
+  # Changing masked-out video tokens of row 1 leaves its output unchanged; changing a visible one does not.
+  hidden_change = video.at[1, 4].add(10.0)
+  np.testing.assert_allclose(np.asarray(lim(h, hidden_change, mask)), np.asarray(z), atol=1e-6)
+  visible_change = video.at[1, 0].add(10.0)
+  assert not np.allclose(np.asarray(lim(h, visible_change, mask))[1], np.asarray(z)[1])
+  # No video at all: no visual update.
+  np.testing.assert_allclose(np.asarray(lim(h, video, jnp.zeros_like(mask))), np.asarray(h), atol=1e-6)
+
+
+def test_gate_receives_gradient_at_zero():
+  lim = LatentInjection(LatentModuleConfig(num_heads=4), 16, rngs=nnx.Rngs(0))
+  h, video, mask = _inputs()
+  grads = nnx.grad(lambda m: jnp.sum(m(h, video, mask) ** 2))(lim)
+  assert float(jnp.abs(grads.gate[...])) > 0
+
+
+def test_bad_heads_fail_naming_key():
+  with pytest.raises(ConfigError, match="latent.num_heads"):
+    LatentInjection(LatentModuleConfig(num_heads=5), 16, rngs=nnx.Rngs(0))

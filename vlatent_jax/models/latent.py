@@ -1,0 +1,62 @@
+"""Latent injection module (LIM): turns the decoder's last hidden state into the next input embedding.
+
+    z_{k+1} = W_out (h_k + g * CrossAttn(query=norm(h_k), keys/values=norm(V)))
+
+V are the video tokens (merger outputs, already in the LLM's width), g a learned
+scalar gate initialised at zero and W_out initialised to the identity, so an
+untrained LIM feeds h_k back unchanged: plain continuous thought. `align_proj`
+is the small projection P of the alignment loss (pred = P z_k).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from vlatent_jax.models.config import ConfigError
+from vlatent_jax.models.layers import RMSNorm, attention, linear
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentModuleConfig:
+  num_heads: int = 8
+  rms_norm_eps: float = 1e-6
+
+  def validate(self, hidden_size: int) -> None:
+    if self.num_heads <= 0 or hidden_size % self.num_heads:
+      raise ConfigError(f"config key 'latent.num_heads': {self.num_heads} must divide llm.hidden_size {hidden_size}")
+
+
+class LatentInjection(nnx.Module):
+
+  def __init__(self, config: LatentModuleConfig, hidden_size: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
+               param_dtype=jnp.float32):
+    config.validate(hidden_size)
+    d = hidden_size
+    self.num_heads = config.num_heads
+    self.norm_q = RMSNorm(d, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    self.norm_kv = RMSNorm(d, eps=config.rms_norm_eps, param_dtype=param_dtype)
+    self.q_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
+    self.k_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
+    self.v_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
+    self.o_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
+    self.gate = nnx.Param(jnp.zeros((), param_dtype))
+    self.out_proj = nnx.Linear(d, d, use_bias=True, dtype=dtype, param_dtype=param_dtype,
+                               kernel_init=lambda key, shape, dt: jnp.eye(shape[0], shape[1], dtype=dt), rngs=rngs)
+    self.align_proj = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
+
+  def __call__(self, hidden: jax.Array, video: jax.Array, video_mask: jax.Array) -> jax.Array:
+    """hidden [B,D] (final-norm state h_k), video [B,M,D], video_mask [B,M] -> z_{k+1} [B,D]."""
+    b, d = hidden.shape
+    heads = self.num_heads
+    q = self.q_proj(self.norm_q(hidden)).reshape(b, 1, heads, d // heads)
+    kv = self.norm_kv(video)
+    k = self.k_proj(kv).reshape(b, -1, heads, d // heads)
+    v = self.v_proj(kv).reshape(b, -1, heads, d // heads)
+    ctx = attention(q, k, v, video_mask[:, None, :]).reshape(b, d)
+    # Examples without video tokens get no visual update.
+    ctx = jnp.where(jnp.any(video_mask, axis=-1, keepdims=True), self.o_proj(ctx), 0.0)
+    return self.out_proj(hidden + self.gate[...].astype(hidden.dtype) * ctx)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from vlatent_jax.models.config import ConfigError
-from vlatent_jax.models.latent import LatentInjection, LatentModuleConfig
+from vlatent_jax.models.config import ConfigError, LatentModuleConfig, ModelConfig
+from vlatent_jax.models.latent import LatentInjection
 
 
 def _inputs(b=2, m=5, d=16):
@@ -48,4 +48,6 @@ def test_gate_receives_gradient_at_zero():
 
 def test_bad_heads_fail_naming_key():
   with pytest.raises(ConfigError, match="latent.num_heads"):
-    LatentInjection(LatentModuleConfig(num_heads=5), 16, rngs=nnx.Rngs(0))
+    ModelConfig(latent=LatentModuleConfig(num_heads=5), latent_start_token_id=1, latent_end_token_id=2)
+  with pytest.raises(ConfigError, match="latent_start_token_id"):
+    ModelConfig(latent=LatentModuleConfig(num_heads=8))

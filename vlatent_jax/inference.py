@@ -19,7 +19,7 @@ import numpy as np
 from flax import nnx
 
 from vlatent_jax.models.config import ModelConfig
-from vlatent_jax.models.decoder import KVCache
+from vlatent_jax.models.decoder import KVCache, causal_mask, text_positions
 from vlatent_jax.models.rope import rope_index
 from vlatent_jax.models.vision import VisionInputs, vision_layout
 from vlatent_jax.models.vlm import VideoLM
@@ -90,23 +90,20 @@ def prepare_batch(config: ModelConfig, input_ids, attention_mask=None, pixel_val
   elif is_video.any():
     raise ValueError("input_ids contain video tokens but pixel_values_videos is None")
 
-  position_ids, deltas = rope_index(
+  position_ids, _ = rope_index(
       ids, video_grid_thw if vision is not None else None, second_per_grid_ts, mask,
       video_token_id=config.video_token_id, image_token_id=config.image_token_id,
       spatial_merge_size=config.vision.spatial_merge_size, tokens_per_second=config.vision.tokens_per_second)
-  next_position = mask.sum(-1).astype(np.int32) + deltas
+  # The first generated token follows the last prompt token (HF 5.x generate: last position + 1,
+  # as in a full forward over prompt + answer). Not max position + 1 (= length + rope delta):
+  # text after a video resumes at start + max(h, w) / merge, below the video's last temporal position.
+  last = np.where(mask.any(-1), mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=-1), 0)
+  next_position = np.where(mask.any(-1), position_ids[:, np.arange(batch), last].max(0) + 1, 0).astype(np.int32)
   return PreparedBatch(ids.astype(np.int32), mask, position_ids, next_position, vision, feature_index)
 
 
-def _causal_mask(key_valid: jax.Array, query_start, num_queries: int) -> jax.Array:
-  """[B,S] valid keys -> [B,T,S]: a query attends to valid keys at or before it."""
-  q = query_start + jnp.arange(num_queries)[:, None]
-  k = jnp.arange(key_valid.shape[1])[None, :]
-  return key_valid[:, None, :] & (k <= q)[None]
-
-
 def forward_hidden(module: VideoLM, batch: dict[str, Any]) -> jax.Array:
-  mask = _causal_mask(batch["attention_mask"], 0, batch["input_ids"].shape[1])
+  mask = causal_mask(batch["attention_mask"], 0, batch["input_ids"].shape[1])
   hidden, _ = module(batch["input_ids"], batch["position_ids"], mask, batch.get("vision"),
                      batch.get("feature_index"))
   return hidden
@@ -137,7 +134,7 @@ def generate_tokens(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, m
   cache = KVCache.empty(llm.config, b, max_len, llm.dtype)
   key_valid = jnp.zeros((b, max_len), bool).at[:, :s].set(batch["attention_mask"])
   embeds = module.embed_inputs(ids, batch.get("vision"), batch.get("feature_index"))
-  hidden, cache = llm(embeds, batch["position_ids"], _causal_mask(key_valid, 0, s), cache, 0)
+  hidden, cache = llm(embeds, batch["position_ids"], causal_mask(key_valid, 0, s), cache, 0)
   rng, step_rng = jax.random.split(rng)
   first = sample_token(llm.logits(hidden[:, -1]), step_rng, temperature, top_p)
   eos = jnp.asarray(eos_ids if eos_ids else (-1,), jnp.int32)
@@ -146,8 +143,8 @@ def generate_tokens(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, m
     token, cache, key_valid, done, rng = carry
     index = s + i
     key_valid = key_valid.at[:, index].set(True)
-    pos = jnp.broadcast_to((batch["next_position"] + i)[None, :, None], (3, b, 1))
-    hidden, cache = llm(llm.embed(token[:, None]), pos, _causal_mask(key_valid, index, 1), cache, index)
+    pos = text_positions(batch["next_position"] + i, 1)
+    hidden, cache = llm(llm.embed(token[:, None]), pos, causal_mask(key_valid, index, 1), cache, index)
     rng, step_rng = jax.random.split(rng)
     nxt = sample_token(llm.logits(hidden[:, -1]), step_rng, temperature, top_p)
     done = done | jnp.isin(token, eos)

@@ -107,9 +107,23 @@ class LLMConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class LatentModuleConfig:
+  """The latent injection module (models/latent.py); present only in latent-enabled models."""
+  num_heads: int = 8
+  rms_norm_eps: float = 1e-6
+
+  def __post_init__(self):
+    _require(isinstance(self.num_heads, int) and self.num_heads > 0, "latent.num_heads",
+             f"must be a positive int, got {self.num_heads!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
   vision: VisionConfig = dataclasses.field(default_factory=VisionConfig)
   llm: LLMConfig = dataclasses.field(default_factory=LLMConfig)
+  latent: LatentModuleConfig | None = None
+  latent_start_token_id: int | None = None
+  latent_end_token_id: int | None = None
   image_token_id: int = 151655
   video_token_id: int = 151656
   vision_start_token_id: int = 151652
@@ -125,6 +139,13 @@ class ModelConfig:
       value = getattr(self, key)
       _require(isinstance(value, int) and 0 <= value < self.llm.vocab_size, key,
                f"{value!r} is outside the vocabulary [0, {self.llm.vocab_size})")
+    if self.latent is not None:
+      _require(self.llm.hidden_size % self.latent.num_heads == 0, "latent.num_heads",
+               f"{self.latent.num_heads} must divide llm.hidden_size {self.llm.hidden_size}")
+      for key in ("latent_start_token_id", "latent_end_token_id"):
+        value = getattr(self, key)
+        _require(isinstance(value, int) and 0 <= value < self.llm.vocab_size, key,
+                 f"a latent-enabled model needs this token in the vocabulary, got {value!r}")
     if isinstance(self.eos_token_id, list):
       object.__setattr__(self, "eos_token_id", tuple(self.eos_token_id))
 
@@ -142,7 +163,9 @@ class ModelConfig:
     d = dict(d)
     vision = VisionConfig(**_known(VisionConfig, d.pop("vision", {}), "vision"))
     llm = LLMConfig(**_known(LLMConfig, d.pop("llm", {}), "llm"))
-    return cls(vision=vision, llm=llm, **_known(cls, d, ""))
+    latent = d.pop("latent", None)
+    latent = None if latent is None else LatentModuleConfig(**_known(LatentModuleConfig, latent, "latent"))
+    return cls(vision=vision, llm=llm, latent=latent, **_known(cls, d, ""))
 
 
 def _known(cls, d: dict[str, Any], prefix: str) -> dict[str, Any]:

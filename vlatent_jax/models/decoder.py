@@ -18,6 +18,19 @@ from vlatent_jax.models.layers import GatedMLP, RMSNorm, attention, linear, rota
 from vlatent_jax.models.rope import mrope_cos_sin
 
 
+def causal_mask(key_valid: jax.Array, query_start, num_queries: int) -> jax.Array:
+  """[B,S] valid keys -> [B,T,S]: query i (at absolute index query_start + i) sees valid keys <= it."""
+  q = query_start + jnp.arange(num_queries)[:, None]
+  k = jnp.arange(key_valid.shape[1])[None, :]
+  return key_valid[:, None, :] & (k <= q)[None]
+
+
+def text_positions(start: jax.Array, length: int) -> jax.Array:
+  """[B] first positions -> [3,B,length] text positions (equal on the three mrope axes)."""
+  pos = start[:, None] + jnp.arange(length)[None, :]
+  return jnp.broadcast_to(pos[None], (3,) + pos.shape)
+
+
 class KVCache(NamedTuple):
   keys: tuple[jax.Array, ...]    # per layer [B, max_len, K, H]
   values: tuple[jax.Array, ...]

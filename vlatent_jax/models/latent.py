@@ -10,31 +10,18 @@ is the small projection P of the alignment loss (pred = P z_k).
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vlatent_jax.models.config import ConfigError
+from vlatent_jax.models.config import LatentModuleConfig
 from vlatent_jax.models.layers import RMSNorm, attention, linear
-
-
-@dataclasses.dataclass(frozen=True)
-class LatentModuleConfig:
-  num_heads: int = 8
-  rms_norm_eps: float = 1e-6
-
-  def validate(self, hidden_size: int) -> None:
-    if self.num_heads <= 0 or hidden_size % self.num_heads:
-      raise ConfigError(f"config key 'latent.num_heads': {self.num_heads} must divide llm.hidden_size {hidden_size}")
 
 
 class LatentInjection(nnx.Module):
 
   def __init__(self, config: LatentModuleConfig, hidden_size: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
                param_dtype=jnp.float32):
-    config.validate(hidden_size)
     d = hidden_size
     self.num_heads = config.num_heads
     self.norm_q = RMSNorm(d, eps=config.rms_norm_eps, param_dtype=param_dtype)

@@ -12,6 +12,7 @@ from flax import nnx
 
 from vlatent_jax.models.config import ModelConfig
 from vlatent_jax.models.decoder import KVCache, LanguageModel
+from vlatent_jax.models.latent import LatentInjection
 from vlatent_jax.models.vision import VisionInputs, VisionTransformer
 
 
@@ -21,6 +22,9 @@ class VideoLM(nnx.Module):
     self.config = config
     self.vision = VisionTransformer(config.vision, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
     self.llm = LanguageModel(config.llm, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+    self.latent = (None if config.latent is None else
+                   LatentInjection(config.latent, config.llm.hidden_size, rngs=rngs, dtype=dtype,
+                                   param_dtype=param_dtype))
 
   def embed_inputs(self, input_ids: jax.Array, vision_inputs: VisionInputs | None,
                    feature_index: jax.Array | None) -> jax.Array:

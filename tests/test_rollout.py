@@ -1,0 +1,131 @@
+"""The cached lax.scan rollout equals a naive reference of K+1 full forward passes, values and gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from vlatent_jax.inference import prepare_batch
+from vlatent_jax.models.config import LatentModuleConfig, LLMConfig, ModelConfig, VisionConfig
+from vlatent_jax.models.decoder import causal_mask, text_positions
+from vlatent_jax.models.vlm import VideoLM
+from vlatent_jax.rollout import inject, self_forcing_rollout
+
+VIDEO, START, END = 60, 61, 62
+CONFIG = ModelConfig(
+    vision=VisionConfig(depth=2, hidden_size=32, intermediate_size=48, num_heads=2, out_hidden_size=32,
+                        fullatt_block_indexes=(1,), window_size=56),
+    llm=LLMConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=1, mrope_section=(2, 3, 3), tie_word_embeddings=False),
+    latent=LatentModuleConfig(num_heads=4), latent_start_token_id=START, latent_end_token_id=END,
+    image_token_id=59, video_token_id=VIDEO, vision_start_token_id=57, vision_end_token_id=58)
+
+
+def _model():
+  model = VideoLM(CONFIG, rngs=nnx.Rngs(0))
+  # Open the gate and move W_out off the identity so every LIM parameter matters.
+  model.latent.gate[...] = jnp.asarray(0.7)
+  model.latent.out_proj.kernel[...] += 0.1 * jax.random.normal(jax.random.key(1), (32, 32))
+  return model
+
+
+def _batch(num_latents):
+  grids = np.array([[2, 4, 4], [1, 4, 8]])
+  rows = [[1, 2, 57] + [VIDEO] * 8 + [58, 3, 4, 5], [6, 57] + [VIDEO] * 8 + [58, 7]]
+  if num_latents:
+    rows = [r + [START] for r in rows]
+  length = max(map(len, rows))
+  ids = np.zeros((2, length), np.int64)
+  mask = np.zeros((2, length), np.int64)
+  for i, r in enumerate(rows):
+    ids[i, length - len(r):], mask[i, length - len(r):] = r, 1
+  pixels = np.random.RandomState(0).randn(int(np.prod(grids, 1).sum()), 3 * 2 * 14 * 14).astype(np.float32)
+  prepared = prepare_batch(CONFIG, ids, mask, pixels, grids, np.array([1.0, 0.5]), left_align=True)
+  answer = np.array([[10, 11, 12, 13], [20, 21, 22, 0]])
+  targets = np.concatenate([np.full((2, 1), END), answer], 1) if num_latents else answer
+  batch = {"input_ids": prepared.input_ids, "attention_mask": prepared.attention_mask,
+           "position_ids": prepared.position_ids, "next_position": prepared.next_position,
+           "vision": prepared.vision, "feature_index": prepared.feature_index, "targets": targets.astype(np.int32)}
+  return jax.tree.map(jnp.asarray, batch)
+
+
+def naive_rollout(module, batch, num_latents, use_lim):
+  """K passes over the growing sequence to produce z_1..z_K, then one pass with the answer appended."""
+  llm = module.llm
+  embeds = module.embed_inputs(batch["input_ids"], batch["vision"], batch["feature_index"])
+  video_mask = batch["feature_index"] >= 0
+  seq, pos = embeds, batch["position_ids"]
+  key_valid = batch["attention_mask"]
+  latents = []
+  for k in range(num_latents):
+    hidden, _ = llm(seq, pos, causal_mask(key_valid, 0, seq.shape[1]))
+    z = inject(module, hidden[:, -1], embeds, video_mask, use_lim)
+    latents.append(z)
+    seq = jnp.concatenate([seq, z[:, None].astype(seq.dtype)], 1)
+    pos = jnp.concatenate([pos, text_positions(batch["next_position"] + k, 1)], 2)
+    key_valid = jnp.concatenate([key_valid, jnp.ones_like(key_valid[:, :1])], 1)
+  answer_in = batch["targets"][:, :-1]
+  seq = jnp.concatenate([seq, llm.embed(answer_in)], 1)
+  pos = jnp.concatenate([pos, text_positions(batch["next_position"] + num_latents, answer_in.shape[1])], 2)
+  key_valid = jnp.concatenate([key_valid, jnp.ones_like(answer_in, bool)], 1)
+  hidden, _ = llm(seq, pos, causal_mask(key_valid, 0, seq.shape[1]))
+  start = embeds.shape[1] + num_latents - 1
+  logits = llm.logits(hidden[:, start:])
+  latents = jnp.stack(latents, 1) if latents else jnp.zeros((embeds.shape[0], 0, embeds.shape[-1]))
+  return logits, latents
+
+
+def _objective(logits, latents, seed=0):
+  # Random projections of every output, scaled to O(1) so float32 comparisons are meaningful.
+  rng = np.random.RandomState(seed)
+  w1 = rng.randn(*logits.shape).astype(np.float32) / logits.size
+  w2 = rng.randn(*latents.shape).astype(np.float32) / max(latents.size, 1)
+  return jnp.sum(logits * w1) + jnp.sum(latents * w2)
+
+
+@pytest.mark.parametrize("num_latents,use_lim", [(3, True), (2, False), (0, False)])
+def test_rollout_matches_naive_values_and_gradients(num_latents, use_lim):
+  model = _model()
+  batch = _batch(num_latents)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+  def loss(params, fn):
+    module = nnx.merge(graphdef, params, rest)
+    logits, latents = fn(module)
+    return _objective(logits, latents), (logits, latents)
+
+  fast = lambda m: tuple(self_forcing_rollout(m, batch, num_latents=num_latents, use_lim=use_lim)[:2])  # noqa: E731
+  slow = lambda m: naive_rollout(m, batch, num_latents, use_lim)  # noqa: E731
+  (_, (lf, zf)), gf = jax.jit(jax.value_and_grad(lambda p: loss(p, fast), has_aux=True))(params)
+  (_, (ls, zs)), gs = jax.jit(jax.value_and_grad(lambda p: loss(p, slow), has_aux=True))(params)
+  # Float32 tolerance 1e-5, relative for entries of large magnitude (one ulp of 125 is 7.6e-6).
+  np.testing.assert_allclose(lf, ls, atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(zf, zs, atol=1e-5, rtol=1e-5)
+  flat_f, flat_s = jax.tree.leaves(gf), jax.tree.leaves(gs)
+  assert len(flat_f) == len(flat_s)
+  for a, b in zip(flat_f, flat_s):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+  if use_lim:
+    assert float(jnp.abs(gf["latent"]["gate"][...])) > 0
+
+
+def test_grad_steps_cut_early_steps_only():
+  model = _model()
+  batch = _batch(3)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+  def loss(params, grad_steps):
+    module = nnx.merge(graphdef, params, rest)
+    out = self_forcing_rollout(module, batch, num_latents=3, use_lim=True, grad_steps=grad_steps)
+    return _objective(out.logits, out.latents), out.logits
+
+  (_, l_all), g_all = jax.value_and_grad(lambda p: loss(p, None), has_aux=True)(params)
+  (_, l_cut), g_cut = jax.value_and_grad(lambda p: loss(p, 1), has_aux=True)(params)
+  (_, _), g_zero = jax.value_and_grad(lambda p: loss(p, 0), has_aux=True)(params)
+  np.testing.assert_allclose(l_all, l_cut, atol=1e-6)  # forward values unchanged
+  gate = lambda g: float(g["latent"]["gate"][...])  # noqa: E731
+  assert gate(g_all) != pytest.approx(gate(g_cut), rel=1e-3)
+  # With m = 0 no gradient reaches the LIM at all: it only acts inside the latent steps.
+  assert gate(g_zero) == 0.0
+  assert all(float(jnp.abs(x).max()) == 0 for x in jax.tree.leaves(g_zero["latent"]))

@@ -1,0 +1,89 @@
+"""Latent self-forcing rollout: prefix pass -> K latent steps (lax.scan, KV cache) -> teacher-forced answer.
+
+The latents are produced exactly as at inference, by the model's own
+autoregressive rollout, and the whole function is differentiable:
+
+    prompt ... <|latent_start|>   one prefill pass, hidden h_0 at the last position
+    z_{k+1} = LIM(h_k)            K one-position decode steps inside `lax.scan`
+                                  (continuous thought: z_{k+1} = h_k)
+    [targets[:-1]]                one teacher-forced pass against the same cache
+
+`targets` are what the model must predict after the rollout: for K > 0 they
+start with <|latent_end|> (predicted from h_K, which lets inference stop
+early on it), then the answer; for K = 0 (SFT) the answer alone, predicted
+from the prompt's last hidden state. Positions continue the prompt's text
+positions (mrope: all three axes advance together).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from vlatent_jax.models.decoder import KVCache, causal_mask, text_positions
+from vlatent_jax.models.vlm import VideoLM
+
+
+class RolloutOutput(NamedTuple):
+  logits: jax.Array         # [B,A,V] predictions of batch["targets"]
+  latents: jax.Array        # [B,K,D] z_1..z_K, the injected latent embeddings
+  prompt_embeds: jax.Array  # [B,P,D] prompt embeddings with video features in place
+
+
+def inject(module: VideoLM, hidden: jax.Array, prompt_embeds: jax.Array, video_mask: jax.Array,
+           use_lim: bool) -> jax.Array:
+  """Next latent input embedding from the last hidden state."""
+  if not use_lim:
+    return hidden
+  return module.latent(hidden, prompt_embeds, video_mask)
+
+
+def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents: int, use_lim: bool,
+                         grad_steps: int | None = None) -> RolloutOutput:
+  """One differentiable rollout. `grad_steps` = m backpropagates through the last m latent steps only."""
+  llm = module.llm
+  ids, targets = batch["input_ids"], batch["targets"]
+  b, p = ids.shape
+  k_steps, a = num_latents, targets.shape[1]
+  max_len = p + k_steps + a - 1
+  key_valid = jnp.ones((b, max_len), bool).at[:, :p].set(batch["attention_mask"])
+  cache = KVCache.empty(llm.config, b, max_len, llm.dtype)
+
+  embeds = module.embed_inputs(ids, batch.get("vision"), batch.get("feature_index"))
+  feature_index = batch.get("feature_index")
+  video_mask = jnp.zeros((b, p), bool) if feature_index is None else feature_index >= 0
+  hidden, cache = llm(embeds, batch["position_ids"], causal_mask(key_valid, 0, p), cache, 0)
+  h = hidden[:, -1]
+
+  def step(carry, k):
+    h, cache = carry
+    z = inject(module, h, embeds, video_mask, use_lim)
+    index = p + k
+    out, cache = llm(z[:, None], text_positions(batch["next_position"] + k, 1),
+                     causal_mask(key_valid, index, 1), cache, index)
+    return (out[:, 0], cache), z
+
+  m = k_steps if grad_steps is None else min(grad_steps, k_steps)
+  latents = []
+  if k_steps - m > 0:
+    (h, cache), early = jax.lax.scan(step, (h, cache), jnp.arange(k_steps - m))
+    # Cut the early steps out of the backward pass: their outputs and the cache slots they wrote.
+    h, early = jax.lax.stop_gradient(h), jax.lax.stop_gradient(early)
+    region = (jnp.arange(max_len) >= p) & (jnp.arange(max_len) < p + k_steps - m)
+    region = region[None, :, None, None]
+    cache = KVCache(*[tuple(jnp.where(region, jax.lax.stop_gradient(c), c) for c in part) for part in cache])
+    latents.append(early)
+  if m > 0:
+    (h, cache), late = jax.lax.scan(step, (h, cache), jnp.arange(k_steps - m, k_steps))
+    latents.append(late)
+  latents = (jnp.concatenate(latents, axis=0) if latents
+             else jnp.zeros((0, b, hidden.shape[-1]), hidden.dtype))
+
+  # Teacher-forced answer against the cache; h (h_K, or the prompt's last state) predicts targets[0].
+  answer_hidden, _ = llm(llm.embed(targets[:, :-1]),
+                         text_positions(batch["next_position"] + k_steps, a - 1),
+                         causal_mask(key_valid, p + k_steps, a - 1), cache, p + k_steps)
+  logits = llm.logits(jnp.concatenate([h[:, None].astype(answer_hidden.dtype), answer_hidden], axis=1))
+  return RolloutOutput(logits, jnp.swapaxes(latents, 0, 1), embeds)

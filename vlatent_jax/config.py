@@ -1,0 +1,209 @@
+"""Experiment configuration: the schema behind the ml_collections files in `configs/`.
+
+`configs/*.py` return a `ml_collections.ConfigDict`; `parse(config)` turns it
+into frozen, typed dataclasses and checks every value before any compute, so
+an unknown key, a wrong type or a bad value fails naming the key. Each
+sub-config is one concern: model, latent, optim, train, data, mesh, checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+from vlatent_jax.models.config import ConfigError, LatentModuleConfig, LLMConfig, ModelConfig, VisionConfig
+
+MODES = ("sft", "continuous_thought", "videolatent")
+ALIGN_TARGETS = ("mean_pool", "attention_pool", "teacher")
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+  if not ok:
+    raise ConfigError(f"config key '{key}': {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """Either `init_from` (an HF directory or vlatent_jax checkpoint) or an inline architecture."""
+  init_from: str = ""
+  vision: dict = dataclasses.field(default_factory=dict)   # VisionConfig fields
+  llm: dict = dataclasses.field(default_factory=dict)      # LLMConfig fields
+  tokens: dict = dataclasses.field(default_factory=dict)   # ModelConfig token-id fields
+  add_latent_tokens: bool = True  # add <|latent_start|>/<|latent_end|>/<|latent_pad|> when missing
+  dtype: str = "float32"        # compute dtype: float32 | bfloat16
+  param_dtype: str = "float32"  # master weights
+
+  def __post_init__(self):
+    for key in ("dtype", "param_dtype"):
+      _require(getattr(self, key) in ("float32", "bfloat16", "float16"), f"model.{key}",
+               f"{getattr(self, key)!r} is not one of float32, bfloat16, float16")
+    if not self.init_from:
+      VisionConfig(**self.vision)
+      LLMConfig(**self.llm)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentConfig:
+  """Latent reasoning. `mode` picks the method; the weights switch objectives off for ablations."""
+  mode: str = "videolatent"       # sft (K = 0) | continuous_thought (h_k fed back) | videolatent (LIM)
+  num_latents: int = 8            # K
+  grad_steps: int = -1            # backpropagate through the last m latent steps; -1 = all
+  stop_early: bool = False        # inference: stop latent steps when <|latent_end|> is predicted
+  num_heads: int = 8              # LIM cross-attention heads
+  align_weight: float = 1.0       # lambda_align
+  diversity_weight: float = 0.1   # lambda_div
+  align_target: str = "mean_pool"  # mean_pool | attention_pool | teacher
+  align_loss: str = "cosine"      # cosine | mse
+  diversity_loss: str = "gram"    # gram (||Zn Zn^T - I||_F^2 / K^2) | hinge (pairwise cosine above margin)
+  diversity_margin: float = 0.5
+  end_token_loss: bool = True     # also learn to predict <|latent_end|> after the K-th latent
+
+  def __post_init__(self):
+    _require(self.mode in MODES, "latent.mode", f"{self.mode!r} is not one of {MODES}")
+    _require(self.num_latents >= 0, "latent.num_latents", f"must be >= 0, got {self.num_latents}")
+    _require(self.mode == "sft" or self.num_latents > 0, "latent.num_latents",
+             f"mode {self.mode!r} needs at least one latent step")
+    _require(self.grad_steps >= -1, "latent.grad_steps", f"must be -1 (all) or >= 0, got {self.grad_steps}")
+    _require(self.num_heads > 0, "latent.num_heads", f"must be positive, got {self.num_heads}")
+    _require(self.align_target in ALIGN_TARGETS, "latent.align_target",
+             f"{self.align_target!r} is not one of {ALIGN_TARGETS}")
+    _require(self.align_loss in ("cosine", "mse"), "latent.align_loss", f"{self.align_loss!r} is not cosine|mse")
+    _require(self.diversity_loss in ("gram", "hinge"), "latent.diversity_loss",
+             f"{self.diversity_loss!r} is not gram|hinge")
+    for key in ("align_weight", "diversity_weight"):
+      _require(getattr(self, key) >= 0, f"latent.{key}", f"must be >= 0, got {getattr(self, key)}")
+
+  @property
+  def steps(self) -> int:
+    """K actually run: 0 for SFT."""
+    return 0 if self.mode == "sft" else self.num_latents
+
+  @property
+  def use_lim(self) -> bool:
+    return self.mode == "videolatent"
+
+  # Only VideoLatent trains the latents with alignment and diversity; the baselines ignore the weights,
+  # so switching `latent.mode` alone switches method. Ablations set a weight to 0 in videolatent mode.
+  @property
+  def effective_align_weight(self) -> float:
+    return self.align_weight if self.mode == "videolatent" else 0.0
+
+  @property
+  def effective_diversity_weight(self) -> float:
+    return self.diversity_weight if self.mode == "videolatent" else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  learning_rate: float = 1e-4
+  warmup_steps: int = 10
+  end_learning_rate_ratio: float = 0.1  # cosine decays to this fraction of the peak
+  weight_decay: float = 0.01
+  b1: float = 0.9
+  b2: float = 0.95
+  clip_norm: float = 1.0
+  frozen: tuple = ("vision",)  # parameter path prefixes that are not trained (no optimizer state)
+
+  def __post_init__(self):
+    object.__setattr__(self, "frozen", tuple(self.frozen))
+    _require(self.learning_rate > 0, "optim.learning_rate", f"must be positive, got {self.learning_rate}")
+    _require(self.warmup_steps >= 0, "optim.warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+    _require(0 <= self.end_learning_rate_ratio <= 1, "optim.end_learning_rate_ratio", "must be in [0, 1]")
+    _require(self.clip_norm > 0, "optim.clip_norm", f"must be positive, got {self.clip_norm}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  steps: int = 100
+  seed: int = 0
+  batch_size: int = 8
+  log_every_steps: int = 10
+  eval_every_steps: int = 0
+
+  def __post_init__(self):
+    _require(self.steps > 0, "train.steps", f"must be positive, got {self.steps}")
+    _require(self.batch_size > 0, "train.batch_size", f"must be positive, got {self.batch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  path: str = ""            # prepared shards; empty = generate the embedded benchmark under the workdir
+  max_prompt_len: int = 512
+  max_answer_len: int = 16
+  num_workers: int = 0
+
+  def __post_init__(self):
+    _require(self.max_prompt_len > 0 and self.max_answer_len > 1, "data.max_answer_len",
+             "prompt length must be positive and answers need at least 2 positions")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+  data: int = -1
+  fsdp: int = 1
+  tensor: int = 1
+
+  def __post_init__(self):
+    sizes = (self.data, self.fsdp, self.tensor)
+    _require(all(s == -1 or s > 0 for s in sizes), "mesh.data", f"axis sizes must be positive or -1, got {sizes}")
+    _require(sum(s == -1 for s in sizes) <= 1, "mesh.data", f"at most one axis may be -1, got {sizes}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+  every_steps: int = 100
+  keep: int = 3
+
+  def __post_init__(self):
+    _require(self.every_steps > 0, "checkpoint.every_steps", f"must be positive, got {self.every_steps}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
+  latent: LatentConfig = dataclasses.field(default_factory=LatentConfig)
+  optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+  checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+
+
+def _typed(cls, values: dict[str, Any], prefix: str):
+  hints = typing.get_type_hints(cls)
+  fields = {f.name: f for f in dataclasses.fields(cls)}
+  kwargs = {}
+  for key, value in values.items():
+    name = f"{prefix}{key}"
+    _require(key in fields, name, f"unknown key (known: {sorted(fields)})")
+    hint = hints[key]
+    if dataclasses.is_dataclass(hint):
+      _require(isinstance(value, dict), name, f"must be a section, got {value!r}")
+      value = _typed(hint, value, f"{name}.")
+    else:
+      expected = typing.get_origin(hint) or hint
+      if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+      if expected is tuple and isinstance(value, list):
+        value = tuple(value)
+      ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+      _require(ok, name, f"expected {getattr(expected, '__name__', expected)}, got {type(value).__name__} {value!r}")
+    kwargs[key] = value
+  return cls(**kwargs)
+
+
+def parse(config) -> ExperimentConfig:
+  """ConfigDict (or plain dict) -> validated ExperimentConfig; raises ConfigError naming the key."""
+  values = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  return _typed(ExperimentConfig, values, "")
+
+
+def model_config(spec: ModelSpec, latent: LatentConfig, base: ModelConfig | None = None) -> ModelConfig:
+  """The architecture: `base` (from `init_from`) or the inline fields, with the LIM when the mode uses it."""
+  if base is None:
+    base = ModelConfig(vision=VisionConfig(**spec.vision), llm=LLMConfig(**spec.llm), **spec.tokens)
+  if not latent.use_lim:
+    return base
+  lim = LatentModuleConfig(num_heads=latent.num_heads)
+  return dataclasses.replace(base, latent=lim)

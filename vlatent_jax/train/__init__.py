@@ -1,0 +1,1 @@
+"""Training: optimizer (optim.py), the pure train step (step.py)."""

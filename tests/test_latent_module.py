@@ -1,6 +1,5 @@
 """Latent injection module: zero-init gate reduces to continuous thought; the gate opens the video path."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

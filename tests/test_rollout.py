@@ -6,47 +6,22 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from vlatent_jax.inference import prepare_batch
-from vlatent_jax.models.config import LatentModuleConfig, LLMConfig, ModelConfig, VisionConfig
+from tiny_models import END, ROWS, START, prepared, tiny_model
 from vlatent_jax.models.decoder import causal_mask, text_positions
-from vlatent_jax.models.vlm import VideoLM
 from vlatent_jax.rollout import inject, self_forcing_rollout
 
-VIDEO, START, END = 60, 61, 62
-CONFIG = ModelConfig(
-    vision=VisionConfig(depth=2, hidden_size=32, intermediate_size=48, num_heads=2, out_hidden_size=32,
-                        fullatt_block_indexes=(1,), window_size=56),
-    llm=LLMConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  num_key_value_heads=1, mrope_section=(2, 3, 3), tie_word_embeddings=False),
-    latent=LatentModuleConfig(num_heads=4), latent_start_token_id=START, latent_end_token_id=END,
-    image_token_id=59, video_token_id=VIDEO, vision_start_token_id=57, vision_end_token_id=58)
-
-
 def _model():
-  model = VideoLM(CONFIG, rngs=nnx.Rngs(0))
-  # Open the gate and move W_out off the identity so every LIM parameter matters.
-  model.latent.gate[...] = jnp.asarray(0.7)
-  model.latent.out_proj.kernel[...] += 0.1 * jax.random.normal(jax.random.key(1), (32, 32))
-  return model
+  return tiny_model()
 
 
 def _batch(num_latents):
-  grids = np.array([[2, 4, 4], [1, 4, 8]])
-  rows = [[1, 2, 57] + [VIDEO] * 8 + [58, 3, 4, 5], [6, 57] + [VIDEO] * 8 + [58, 7]]
-  if num_latents:
-    rows = [r + [START] for r in rows]
-  length = max(map(len, rows))
-  ids = np.zeros((2, length), np.int64)
-  mask = np.zeros((2, length), np.int64)
-  for i, r in enumerate(rows):
-    ids[i, length - len(r):], mask[i, length - len(r):] = r, 1
-  pixels = np.random.RandomState(0).randn(int(np.prod(grids, 1).sum()), 3 * 2 * 14 * 14).astype(np.float32)
-  prepared = prepare_batch(CONFIG, ids, mask, pixels, grids, np.array([1.0, 0.5]), left_align=True)
+  rows = [r + [START] for r in ROWS] if num_latents else ROWS
+  p = prepared(rows)
   answer = np.array([[10, 11, 12, 13], [20, 21, 22, 0]])
   targets = np.concatenate([np.full((2, 1), END), answer], 1) if num_latents else answer
-  batch = {"input_ids": prepared.input_ids, "attention_mask": prepared.attention_mask,
-           "position_ids": prepared.position_ids, "next_position": prepared.next_position,
-           "vision": prepared.vision, "feature_index": prepared.feature_index, "targets": targets.astype(np.int32)}
+  batch = {"input_ids": p.input_ids, "attention_mask": p.attention_mask, "position_ids": p.position_ids,
+           "next_position": p.next_position, "vision": p.vision, "feature_index": p.feature_index,
+           "targets": targets.astype(np.int32)}
   return jax.tree.map(jnp.asarray, batch)
 
 

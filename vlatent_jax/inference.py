@@ -10,7 +10,6 @@ decode steps over a static KV cache).
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax
@@ -18,13 +17,17 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from vlatent_jax import decoding
 from vlatent_jax.models.config import ModelConfig
-from vlatent_jax.models.decoder import KVCache, causal_mask, text_positions
+from vlatent_jax.models.decoder import causal_mask
 from vlatent_jax.models.rope import rope_index
 from vlatent_jax.models.vision import VisionInputs, vision_layout
 from vlatent_jax.models.vlm import VideoLM
 
 SEQ_BUCKET = 64
+GENERATION_MODES = ("sft", "videolatent", "continuous_thought", "cot")
+GENERATE_STATIC = ("max_new_tokens", "temperature", "top_p", "num_latents", "use_lim", "stop_early",
+                   "min_new_tokens")
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -109,53 +112,6 @@ def forward_hidden(module: VideoLM, batch: dict[str, Any]) -> jax.Array:
   return hidden
 
 
-def sample_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
-  """Greedy when temperature == 0, else temperature + nucleus (top-p) sampling. logits [B,V]."""
-  if temperature == 0.0:
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-  logits = logits.astype(jnp.float32) / temperature
-  if top_p < 1.0:
-    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
-    cum = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
-    # Keep the smallest prefix whose mass reaches top_p (always at least one token).
-    cutoff_index = jnp.sum(cum < top_p, axis=-1, keepdims=True)
-    cutoff = jnp.take_along_axis(sorted_logits, cutoff_index, axis=-1)
-    logits = jnp.where(logits < cutoff, -jnp.inf, logits)
-  return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
-
-
-def generate_tokens(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_tokens: int,
-                    temperature: float, top_p: float, eos_ids: tuple[int, ...], pad_id: int) -> jax.Array:
-  """Prefill the left-aligned prompt into a static cache, then decode `max_new_tokens` tokens."""
-  ids = batch["input_ids"]
-  b, s = ids.shape
-  max_len = s + max_new_tokens - 1
-  llm = module.llm
-  cache = KVCache.empty(llm.config, b, max_len, llm.dtype)
-  key_valid = jnp.zeros((b, max_len), bool).at[:, :s].set(batch["attention_mask"])
-  embeds = module.embed_inputs(ids, batch.get("vision"), batch.get("feature_index"))
-  hidden, cache = llm(embeds, batch["position_ids"], causal_mask(key_valid, 0, s), cache, 0)
-  rng, step_rng = jax.random.split(rng)
-  first = sample_token(llm.logits(hidden[:, -1]), step_rng, temperature, top_p)
-  eos = jnp.asarray(eos_ids if eos_ids else (-1,), jnp.int32)
-
-  def step(carry, i):
-    token, cache, key_valid, done, rng = carry
-    index = s + i
-    key_valid = key_valid.at[:, index].set(True)
-    pos = text_positions(batch["next_position"] + i, 1)
-    hidden, cache = llm(llm.embed(token[:, None]), pos, causal_mask(key_valid, index, 1), cache, index)
-    rng, step_rng = jax.random.split(rng)
-    nxt = sample_token(llm.logits(hidden[:, -1]), step_rng, temperature, top_p)
-    done = done | jnp.isin(token, eos)
-    nxt = jnp.where(done, pad_id, nxt)
-    return (nxt, cache, key_valid, done, rng), nxt
-
-  done0 = jnp.zeros((b,), bool)
-  _, rest = jax.lax.scan(step, (first, cache, key_valid, done0, rng), jnp.arange(max_new_tokens - 1))
-  return jnp.concatenate([first[:, None], rest.T], axis=1)
-
-
 class Model:
   """A loaded Qwen2.5-VL-architecture model with a numpy-in, numpy-out API."""
 
@@ -171,7 +127,7 @@ class Model:
     nnx.replace_by_pure_dict(state, params)
     self.state = state
     self._logits_fn = jax.jit(self._logits_impl)
-    self._generate_fn = jax.jit(self._generate_impl, static_argnames=("max_new_tokens", "temperature", "top_p"))
+    self._generate_fn = jax.jit(self._generate_impl, static_argnames=GENERATE_STATIC)
 
   @property
   def module(self) -> VideoLM:
@@ -181,12 +137,11 @@ class Model:
     module = nnx.merge(self.graphdef, state)
     return module.llm.logits(forward_hidden(module, batch)).astype(jnp.float32)
 
-  def _generate_impl(self, state, batch, rng, *, max_new_tokens, temperature, top_p):
+  def _generate_impl(self, state, batch, rng, **options):
     module = nnx.merge(self.graphdef, state)
-    return generate_tokens(module, batch, rng, max_new_tokens=max_new_tokens, temperature=temperature,
-                           top_p=top_p, eos_ids=self.config.eos_token_ids,
-                           pad_id=self.config.pad_token_id if self.config.pad_token_id is not None
-                           else (self.config.eos_token_ids or (0,))[0])
+    pad_id = self.config.pad_token_id if self.config.pad_token_id is not None else (self.config.eos_token_ids or (0,))[0]
+    return decoding.generate(module, batch, rng, eos_ids=self.config.eos_token_ids, pad_id=pad_id,
+                             latent_end_id=self.config.latent_end_token_id, **options)
 
   @staticmethod
   def _device_batch(prepared: PreparedBatch) -> dict[str, Any]:
@@ -210,20 +165,56 @@ class Model:
 
   def generate(self, input_ids, attention_mask=None, pixel_values_videos=None, video_grid_thw=None,
                second_per_grid_ts=None, *, max_new_tokens: int = 32, temperature: float = 0.0,
-               top_p: float = 1.0, seed: int = 0, **processor_extras) -> np.ndarray:
-    """New token ids [batch, max_new_tokens]; after an end-of-sequence token rows hold the pad id.
+               top_p: float = 1.0, seed: int = 0, mode: str | None = None, num_latents: int = 8,
+               stop_early: bool = False, cot_tokens: int = 256, return_info: bool = False, **processor_extras):
+    """New token ids [batch, max_new_tokens] (numpy); after an end-of-sequence token rows hold the pad id.
 
-    Greedy when temperature == 0 (identical to HF's greedy `generate`).
+    mode: "sft" (plain decoding; greedy equals HF's greedy `generate`), "videolatent" (K = `num_latents`
+    latent steps through the latent injection module, then the answer), "continuous_thought" (latent
+    steps feeding the hidden state back), or "cot" (explicit chain of thought: at least `cot_tokens`
+    text tokens, then the answer; `max_new_tokens` counts beyond them). Default: "videolatent" for a
+    model with a latent module, else "sft". With return_info, also returns {"latent_steps": [B]}.
     """
+    mode = mode or ("videolatent" if self.config.latent is not None else "sft")
+    if mode not in GENERATION_MODES:
+      raise ValueError(f"mode must be one of {GENERATION_MODES}, got {mode!r}")
     if max_new_tokens < 1:
       raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not (0.0 < top_p <= 1.0) or temperature < 0:
       raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+    latent = mode in ("videolatent", "continuous_thought")
+    if latent:
+      if self.config.latent_start_token_id is None or self.config.latent_end_token_id is None:
+        raise ValueError(f"mode {mode!r} needs <|latent_start|>/<|latent_end|> in the model config")
+      if mode == "videolatent" and self.config.latent is None:
+        raise ValueError("mode 'videolatent' needs a model with a latent injection module (config.latent)")
+      if num_latents < 1:
+        raise ValueError(f"num_latents must be >= 1 for mode {mode!r}, got {num_latents}")
+      input_ids, attention_mask = _append_token(input_ids, attention_mask, self.config.latent_start_token_id)
     prepared = prepare_batch(self.config, input_ids, attention_mask, pixel_values_videos, video_grid_thw,
                              second_per_grid_ts, left_align=True)
-    tokens = self._generate_fn(self.state, self._device_batch(prepared), jax.random.key(seed),
-                               max_new_tokens=max_new_tokens, temperature=float(temperature), top_p=float(top_p))
-    return np.asarray(tokens)
+    cot = cot_tokens if mode == "cot" else 0
+    tokens, steps = self._generate_fn(
+        self.state, self._device_batch(prepared), jax.random.key(seed), max_new_tokens=max_new_tokens + cot,
+        temperature=float(temperature), top_p=float(top_p), num_latents=num_latents if latent else 0,
+        use_lim=mode == "videolatent", stop_early=bool(stop_early and latent), min_new_tokens=cot)
+    tokens = np.asarray(tokens)
+    return (tokens, {"latent_steps": np.asarray(steps)}) if return_info else tokens
+
+
+def _append_token(input_ids, attention_mask, token: int):
+  """Appends `token` after each row's last valid token."""
+  ids = np.asarray(input_ids)
+  mask = np.ones(ids.shape, bool) if attention_mask is None else np.asarray(attention_mask).astype(bool)
+  ids = np.concatenate([ids, np.zeros_like(ids[:, :1])], 1)
+  mask = np.concatenate([mask, np.zeros_like(mask[:, :1])], 1)
+  for b in range(ids.shape[0]):
+    last = np.nonzero(mask[b])[0]
+    pos = last[-1] + 1 if len(last) else 0
+    ids[b, pos + 1:] = ids[b, pos:-1].copy()
+    mask[b, pos + 1:] = mask[b, pos:-1].copy()
+    ids[b, pos], mask[b, pos] = token, True
+  return ids, mask
 
 
 def load(path: str, dtype=None) -> Model:

@@ -91,7 +91,7 @@ def train_step(state: TrainState, batch: dict[str, Any], rng: jax.Array, *, grap
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics = dict(metrics, grad_norm=optax.global_norm(grads), learning_rate=schedule(state.step))
+  metrics = dict(metrics, grad_norm=optax.tree.norm(grads), learning_rate=schedule(state.step))
   return TrainState(state.step + 1, params, opt_state), metrics
 
 

@@ -1,0 +1,144 @@
+"""The pure train step: modes, frozen parts, mixed precision, alignment targets, config errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vlatent_jax import targets
+from vlatent_jax.config import ConfigError, model_config, parse
+from vlatent_jax.data.collate import Example, collate
+from vlatent_jax.train.setup import build_model, init_train_state
+from vlatent_jax.train.step import make_train_step
+
+TINY = {
+    "vision": dict(depth=2, hidden_size=32, intermediate_size=48, num_heads=2, out_hidden_size=32,
+                   fullatt_block_indexes=[1], window_size=56),
+    "llm": dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                num_key_value_heads=1, mrope_section=[2, 3, 3]),
+    "tokens": dict(image_token_id=59, video_token_id=60, vision_start_token_id=57, vision_end_token_id=58,
+                   latent_start_token_id=61, latent_end_token_id=62),
+}
+
+
+def _config(mode="videolatent", dtype="float32", **latent):
+  return parse({"model": dict(TINY, dtype=dtype), "latent": dict(mode=mode, num_latents=3, num_heads=4, **latent),
+                "optim": {"learning_rate": 3e-3, "warmup_steps": 1}, "train": {"steps": 10, "batch_size": 2}})
+
+
+def _examples():
+  rng = np.random.RandomState(0)
+  grid = np.array([[4, 4, 4]])  # 4 temporal slices -> 3 latent segments of unequal length
+  return [Example([1, 2, 57] + [60] * 16 + [58, 3 + i], [10 + i, 11, 12], rng.randn(64, 1176).astype(np.float32),
+                  grid, np.array([1.0])) for i in range(2)]
+
+
+_RUNS = {}
+
+
+def _run(config, steps=4, extra=None):
+  """Trains `steps` steps on one fixed batch; runs are cached so each config compiles once per session."""
+  key = (repr(config), steps, None if extra is None else repr(sorted(extra)))
+  if key not in _RUNS:
+    _RUNS[key] = _train(config, steps, extra)
+  return _RUNS[key]
+
+
+def _train(config, steps, extra):
+  mc = model_config(config.model, config.latent)
+  graphdef, params, rest = build_model(config, mc, 0)
+  state, tx, schedule = init_train_state(config, params)
+  batch = collate(_examples(), mc, num_latents=config.latent.steps, max_answer_len=4)
+  batch.update(extra or {})
+  batch = jax.tree.map(jnp.asarray, batch)
+  step = make_train_step(graphdef, rest, config, tx, schedule)
+  history = []
+  for i in range(steps):
+    state, metrics = step(state, batch, jax.random.key(i))
+    history.append({k: float(v) for k, v in metrics.items()})
+  return state, history
+
+
+@pytest.mark.parametrize("mode", ["sft", "continuous_thought", "videolatent"])
+def test_modes_train_and_report_their_terms(mode):
+  state, history = _run(_config(mode))
+  assert history[-1]["loss"] < history[0]["loss"]
+  assert all(np.isfinite(list(h.values())).all() for h in history)
+  has_latent_terms = {"align_loss", "diversity_loss", "lim_gate"} <= set(history[0])
+  assert has_latent_terms == (mode == "videolatent")
+  assert ("latent_cosine" in history[0]) == (mode != "sft")
+  # The frozen vision tower holds no optimizer state and does not move.
+  # Adam keeps two moments per trainable leaf and nothing for the vision tower.
+  # (Counting non-scalar leaves: the step counters are scalars, and so is the LIM gate.)
+  nonscalar = lambda tree: [x for x in jax.tree.leaves(tree) if x.ndim > 0]  # noqa: E731
+  trainable = len(nonscalar(state.params)) - len(nonscalar(state.params["vision"]))
+  moments = nonscalar(state.opt_state)
+  assert len(moments) == 2 * trainable
+
+
+def test_vision_frozen_and_lim_gate_learns():
+  config = _config()
+  mc = model_config(config.model, config.latent)
+  _, params0, _ = build_model(config, mc, 0)
+  state, history = _run(config)
+  for a, b in zip(jax.tree.leaves(params0["vision"]), jax.tree.leaves(state.params["vision"])):
+    np.testing.assert_array_equal(np.asarray(a[...]), np.asarray(b[...]))
+  assert history[0]["lim_gate"] == 0.0 and history[-1]["lim_gate"] != 0.0
+
+
+def test_ablations_switch_terms_off():
+  _, no_align = _run(_config(align_weight=0.0))
+  _, no_div = _run(_config(diversity_weight=0.0))
+  assert "align_loss" not in no_align[0] and "diversity_loss" in no_align[0]
+  assert "diversity_loss" not in no_div[0] and "align_loss" in no_div[0]
+  # Total = L_ans + 1.0 * L_align + 0.1 * L_div (the default weights).
+  _, full = _run(_config())
+  h = full[0]
+  assert h["loss"] == pytest.approx(h["answer_loss"] + h["align_loss"] + 0.1 * h["diversity_loss"], rel=1e-5)
+
+
+def test_bf16_compute_keeps_float32_master_weights():
+  state, history = _run(_config(dtype="bfloat16"))
+  _, reference = _run(_config())
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params))
+  assert history[0]["answer_loss"] == pytest.approx(reference[0]["answer_loss"], rel=3e-2)
+
+
+def test_attention_pool_and_teacher_targets_run():
+  _, attn = _run(_config(align_target="attention_pool"))
+  teacher = np.random.RandomState(1).randn(2, 3, 32).astype(np.float32)
+  _, tea = _run(_config(align_target="teacher"), extra={"teacher_targets": teacher})
+  _, mean = _run(_config())
+  for h in (attn[0], tea[0]):
+    assert np.isfinite(h["align_loss"]) and 0.0 <= h["align_loss"] <= 2.0
+  assert attn[0]["align_loss"] != pytest.approx(mean[0]["align_loss"], rel=1e-6)
+  assert tea[0]["align_loss"] != pytest.approx(mean[0]["align_loss"], rel=1e-6)
+
+
+def test_segment_weights_by_hand():
+  # 3 slices of 2 tokens at positions 10..15; K = 2 -> slices [0, 1) and [1, 3).
+  w = targets.segment_weights(np.arange(10, 16), np.array([0, 0, 1, 1, 2, 2]), 3, 2, 20)
+  np.testing.assert_allclose(w[0, 10:12], 0.5)
+  np.testing.assert_allclose(w[1, 12:16], 0.25)
+  assert w.sum(axis=1).tolist() == [1.0, 1.0]
+  # K > T: every latent still gets a slice.
+  w = targets.segment_weights(np.arange(4), np.array([0, 0, 1, 1]), 2, 4, 4)
+  assert (w.sum(axis=1) == 1).all()
+  reweighted = targets.attention_weighted(jnp.asarray(w[None]), jnp.asarray([[3.0, 1.0, 0.0, 0.0]]))
+  np.testing.assert_allclose(np.asarray(reweighted)[0, 0], [0.75, 0.25, 0, 0])
+
+
+@pytest.mark.parametrize("latent,key", [({"num_latents": -1}, "latent.num_latents"),
+                                        ({"align_target": "oracle"}, "latent.align_target"),
+                                        ({"mode": "r1"}, "latent.mode"),
+                                        ({"num_latents": 0}, "latent.num_latents")])
+def test_bad_latent_config_fails_naming_key(latent, key):
+  with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+    parse({"model": TINY, "latent": latent})
+
+
+def test_latent_mode_without_latent_tokens_fails_before_compute():
+  tokens = {k: v for k, v in TINY["tokens"].items() if not k.startswith("latent")}
+  config = parse({"model": dict(TINY, tokens=tokens), "latent": {"mode": "videolatent", "num_heads": 4}})
+  with pytest.raises(ConfigError, match="latent_start_token_id"):
+    model_config(config.model, config.latent)

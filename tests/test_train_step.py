@@ -69,7 +69,7 @@ def test_modes_train_and_report_their_terms(mode):
   assert ("latent_cosine" in history[0]) == (mode != "sft")
   # The frozen vision tower holds no optimizer state and does not move.
   # Adam keeps two moments per trainable leaf and nothing for the vision tower.
-  # (Counting non-scalar leaves: the step counters are scalars, and so is the LIM gate.)
+  # (Counting non-scalar leaves: the step counters are scalars.)
   nonscalar = lambda tree: [x for x in jax.tree.leaves(tree) if x.ndim > 0]  # noqa: E731
   trainable = len(nonscalar(state.params)) - len(nonscalar(state.params["vision"]))
   moments = nonscalar(state.opt_state)
@@ -140,5 +140,5 @@ def test_bad_latent_config_fails_naming_key(latent, key):
 def test_latent_mode_without_latent_tokens_fails_before_compute():
   tokens = {k: v for k, v in TINY["tokens"].items() if not k.startswith("latent")}
   config = parse({"model": dict(TINY, tokens=tokens), "latent": {"mode": "videolatent", "num_heads": 4}})
-  with pytest.raises(ConfigError, match="latent_start_token_id"):
+  with pytest.raises(ConfigError, match=r"latent\.mode"):
     model_config(config.model, config.latent)

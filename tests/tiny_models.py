@@ -25,7 +25,7 @@ ROWS = [[1, 2, 57] + [VIDEO] * 8 + [58, 3, 4, 5], [6, 57] + [VIDEO] * 8 + [58, 7
 def tiny_model(config=CONFIG):
   model = VideoLM(config, rngs=nnx.Rngs(0))
   # Open the gate and move W_out off the identity so every LIM parameter matters.
-  model.latent.gate[...] = jnp.asarray(0.7)
+  model.latent.gate[...] = jnp.asarray([0.7])
   model.latent.out_proj.kernel[...] += 0.1 * jax.random.normal(jax.random.key(1), (32, 32))
   return model
 

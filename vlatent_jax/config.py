@@ -203,7 +203,8 @@ def model_config(spec: ModelSpec, latent: LatentConfig, base: ModelConfig | None
   """The architecture: `base` (from `init_from`) or the inline fields, with the LIM when the mode uses it."""
   if base is None:
     base = ModelConfig(vision=VisionConfig(**spec.vision), llm=LLMConfig(**spec.llm), **spec.tokens)
-  if not latent.use_lim:
-    return base
-  lim = LatentModuleConfig(num_heads=latent.num_heads)
+  if latent.steps and (base.latent_start_token_id is None or base.latent_end_token_id is None):
+    raise ConfigError(f"config key 'latent.mode': {latent.mode!r} runs latent steps but the model has no "
+                      "latent_start_token_id / latent_end_token_id")
+  lim = LatentModuleConfig(num_heads=latent.num_heads) if latent.use_lim else None
   return dataclasses.replace(base, latent=lim)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from vlatent_jax.convert import keys
 from vlatent_jax.convert.hf_config import config_from_hf, config_to_hf
@@ -32,6 +33,8 @@ from vlatent_jax.models.vlm import VideoLM
 log = logging.getLogger(__name__)
 
 SINGLE_FILE = "model.safetensors"
+LATENT_FILE = "latent_injection.safetensors"  # the LIM: our parameter layout, keys like 'latent.q_proj.kernel'
+LATENT_PREFIX = "latent/"
 INDEX_FILE = "model.safetensors.index.json"
 LM_HEAD = "lm_head.weight"
 # Tokenizer / processor / generation files carried along unchanged.
@@ -72,6 +75,8 @@ def expected_params(config: ModelConfig) -> dict[str, tuple]:
   v = config.vision
   out = {}
   for path, leaf in shapes.items():
+    if path.startswith(LATENT_PREFIX):
+      continue  # no HF counterpart: stored in LATENT_FILE, see latent_shapes
     hf_key, kind = keys.ours_to_hf(path)
     shape = ours = tuple(leaf.shape)
     if kind == "linear":
@@ -79,6 +84,39 @@ def expected_params(config: ModelConfig) -> dict[str, tuple]:
     elif kind == "conv3d":
       shape = (shape[1], v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size)
     out[path] = (hf_key, kind, shape, ours)
+  return out
+
+
+def latent_shapes(config: ModelConfig) -> dict[str, tuple]:
+  """Our latent-module paths -> shapes (empty without a latent module)."""
+  if config.latent is None:
+    return {}
+  abstract = nnx.eval_shape(lambda: VideoLM(config, rngs=nnx.Rngs(0)))
+  shapes = flatten(nnx.to_pure_dict(nnx.state(abstract, nnx.Param)))
+  return {p: tuple(leaf.shape) for p, leaf in shapes.items() if p.startswith(LATENT_PREFIX)}
+
+
+def _read_latent(hf_dir: Path, config: ModelConfig, cast) -> dict[str, np.ndarray]:
+  expected = latent_shapes(config)
+  if not expected:
+    return {}
+  path = hf_dir / LATENT_FILE
+  if not path.is_file():
+    raise FileNotFoundError(f"config.json describes a latent injection module but '{path}' is missing")
+  out = {}
+  with safe_open(path, framework="np") as f:
+    for key in f.keys():
+      ours = key.replace(".", "/")
+      if ours not in expected:
+        raise CheckpointError(f"unknown parameter '{key}' in '{path}'")
+      array = f.get_tensor(key)
+      if tuple(array.shape) != expected[ours]:
+        raise CheckpointError(f"parameter '{key}' in '{path}' has shape {list(array.shape)}, "
+                              f"expected {list(expected[ours])}")
+      out[ours] = array if cast is None or array.dtype == cast else array.astype(cast)
+  missing = sorted(set(expected) - set(out))
+  if missing:
+    raise CheckpointError(f"'{path}' is missing {missing[:5]}")
   return out
 
 
@@ -164,6 +202,7 @@ def read_hf(hf_dir, dtype=None) -> tuple[ModelConfig, dict, dict[str, Any]]:
                                                                    "tie_word_embeddings": False}})
       expected = expected_params(config)
       flat["llm/lm_head/kernel"] = keys.to_ours("linear", head)
+  flat.update(_read_latent(hf_dir, config, cast))
   missing = sorted(expected[p][0] for p in expected if p not in flat)
   if missing:
     shown = ", ".join(keys.layout_key(k, meta["hf_layout"]) for k in missing[:5])
@@ -249,6 +288,9 @@ def write_hf(config: ModelConfig, params: dict, out_dir, meta: dict | None = Non
   layout = meta.get("hf_layout", "canonical")
   expected = expected_params(config)
   flat = flatten(params)
+  latent = {p: flat.pop(p) for p in list(flat) if p.startswith(LATENT_PREFIX)}
+  if set(latent) != set(latent_shapes(config)):
+    raise CheckpointError(f"latent parameters {sorted(latent)[:5]} do not match the config's latent module")
   unknown = sorted(set(flat) - set(expected))
   missing = sorted(set(expected) - set(flat))
   if unknown or missing:
@@ -284,6 +326,10 @@ def write_hf(config: ModelConfig, params: dict, out_dir, meta: dict | None = Non
       index = {"metadata": {"total_size": total, "total_parameters": sum(int(np.prod(e[3])) for e in entries)},
                "weight_map": dict(sorted(weight_map.items()))}
       (tmp / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+    if latent:
+      save_file({p.replace("/", "."): np.ascontiguousarray(a) for p, a in latent.items()}, tmp / LATENT_FILE,
+                metadata={"format": "np"})
+      names.append(LATENT_FILE)
     copied = copy_aux_files(meta.get("source_dir"), tmp)
     hf_config = config_to_hf(config, meta.get("hf_config"), dtype=_dtype_name(flat))
     (tmp / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")

@@ -14,14 +14,16 @@ round trip.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
-from vlatent_jax.models.config import ConfigError, LLMConfig, ModelConfig, VisionConfig
+from vlatent_jax.models.config import ConfigError, LatentModuleConfig, LLMConfig, ModelConfig, VisionConfig
 
 MODEL_TYPE = "qwen2_5_vl"
 ARCHITECTURES = ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLModel")
 VISION_NORM_EPS = 1e-6   # hard-coded in HF's vision tower
 VISION_ROPE_THETA = 10000.0
+LATENT_FIELD = "vlatent"  # config.json field: latent token ids and the latent injection module config
 
 
 def _fail(key: str, message: str):
@@ -98,10 +100,14 @@ def config_from_hf(hf_config: dict) -> ModelConfig:
     value = hf_config[name] if name in hf_config else getattr(text, name, None)
     return tuple(value) if isinstance(value, list) else value
 
+  latent = hf_config.get(LATENT_FIELD) or {}
+  module = latent.get("latent_module")
   return ModelConfig(
       vision=vision_cfg, llm=llm_cfg, image_token_id=hf.image_token_id, video_token_id=hf.video_token_id,
       vision_start_token_id=hf.vision_start_token_id, vision_end_token_id=hf.vision_end_token_id,
-      bos_token_id=token("bos_token_id"), eos_token_id=token("eos_token_id"), pad_token_id=token("pad_token_id"))
+      bos_token_id=token("bos_token_id"), eos_token_id=token("eos_token_id"), pad_token_id=token("pad_token_id"),
+      latent=None if module is None else LatentModuleConfig(**module),
+      latent_start_token_id=latent.get("latent_start_token_id"), latent_end_token_id=latent.get("latent_end_token_id"))
 
 
 def _int_if_whole(x):
@@ -172,6 +178,14 @@ def config_to_hf(config: ModelConfig, base: dict | None = None, dtype: str | Non
     vis["rope_parameters"]["rope_theta"] = v.rope_theta
   elif v.rope_theta != VISION_ROPE_THETA:
     vis["rope_parameters"] = {"rope_type": "axial", "rope_theta": v.rope_theta}
+
+  # Latent reasoning extras ride in one field transformers keeps but ignores; their weights are in
+  # LATENT_FILE, which transformers does not read, so the checkpoint still loads as plain Qwen2.5-VL.
+  out.pop(LATENT_FIELD, None)
+  if config.latent_start_token_id is not None:
+    out[LATENT_FIELD] = {"latent_start_token_id": config.latent_start_token_id,
+                         "latent_end_token_id": config.latent_end_token_id,
+                         "latent_module": None if config.latent is None else dataclasses.asdict(config.latent)}
 
   if dtype is not None:  # stored weight dtype; update whichever spelling(s) base uses
     spots = [(d, k) for d in (out, text, vis) for k in ("dtype", "torch_dtype") if k in d]

@@ -28,18 +28,19 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(texts: Iterable[str], out_dir: str, vocab_size: int = 1024):
+def train_tokenizer(texts: Iterable[str], out_dir: str, vocab_size: int = 1024,
+                    special_tokens: tuple[str, ...] = SPECIAL_TOKENS):
   """Trains BPE on `texts`, saves an HF tokenizer to `out_dir`, returns the HF tokenizer."""
   from transformers import PreTrainedTokenizerFast
 
   tok = Tokenizer(models.BPE())
   tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
   tok.decoder = decoders.ByteLevel()
-  trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+  trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens),
                                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
   tok.train_from_iterator(texts, trainer)
   hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   additional_special_tokens=list(SPECIAL_TOKENS[1:]))
+                                   additional_special_tokens=list(special_tokens[1:]))
   hf_tok.chat_template = CHAT_TEMPLATE
   hf_tok.save_pretrained(out_dir)
   return hf_tok

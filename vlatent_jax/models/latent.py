@@ -30,7 +30,7 @@ class LatentInjection(nnx.Module):
     self.k_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
     self.v_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
     self.o_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
-    self.gate = nnx.Param(jnp.zeros((), param_dtype))
+    self.gate = nnx.Param(jnp.zeros((1,), param_dtype))  # shape [1]: safetensors-friendly scalar
     self.out_proj = nnx.Linear(d, d, use_bias=True, dtype=dtype, param_dtype=param_dtype,
                                kernel_init=lambda key, shape, dt: jnp.eye(shape[0], shape[1], dtype=dt), rngs=rngs)
     self.align_proj = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
@@ -46,4 +46,4 @@ class LatentInjection(nnx.Module):
     ctx = attention(q, k, v, video_mask[:, None, :]).reshape(b, d)
     # Examples without video tokens get no visual update.
     ctx = jnp.where(jnp.any(video_mask, axis=-1, keepdims=True), self.o_proj(ctx), 0.0)
-    return self.out_proj(hidden + self.gate[...].astype(hidden.dtype) * ctx)
+    return self.out_proj(hidden + self.gate[0].astype(hidden.dtype) * ctx)

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vlatent_jax.config import ExperimentConfig
+from vlatent_jax.config import ConfigError, ExperimentConfig, model_config
 from vlatent_jax.models.config import ModelConfig
 from vlatent_jax.models.vlm import VideoLM
 from vlatent_jax.train.optim import learning_rate_schedule, make_optimizer
 from vlatent_jax.train.step import TrainState
+
+
+def load_pretrained(config: ExperimentConfig):
+  """`model.init_from` (HF dir or vlatent_jax checkpoint) prepared for `latent.mode`.
+
+  Returns (ModelConfig, pure params dict, tokenizer or None). For latent modes the
+  latent tokens are added to the tokenizer and embedding table (`model.add_latent_tokens`),
+  and the latent injection module is added to the architecture (initialised in build_model).
+  """
+  from vlatent_jax.checkpoint import load_params
+  from vlatent_jax.latent_tokens import add_latent_tokens
+
+  base, params, meta = load_params(config.model.init_from)
+  tokenizer = None
+  tokenizer_dir = meta.get("source_dir") or config.model.init_from
+  if os.path.isfile(os.path.join(tokenizer_dir, "tokenizer_config.json")):
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+  if config.latent.steps and base.latent_start_token_id is None:
+    if not config.model.add_latent_tokens or tokenizer is None:
+      raise ConfigError(f"config key 'latent.mode': {config.latent.mode!r} needs <|latent_start|>/<|latent_end|>, "
+                        f"which '{config.model.init_from}' lacks (set model.add_latent_tokens=True and provide "
+                        "tokenizer files)")
+    base, params = add_latent_tokens(base, params, tokenizer)
+  return model_config(config.model, config.latent, base), params, tokenizer
 
 
 def build_model(config: ExperimentConfig, model_config: ModelConfig, seed: int, pretrained: dict | None = None):

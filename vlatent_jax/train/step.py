@@ -65,7 +65,7 @@ def compute_losses(module, batch: dict[str, Any], latent: LatentConfig) -> tuple
     metrics["latent_cosine"] = losses.mean_pairwise_cosine(out.latents, latent_mask)
     metrics["latent_norm"] = jnp.mean(jnp.linalg.norm(out.latents.astype(jnp.float32), axis=-1))
     if module.latent is not None:
-      metrics["lim_gate"] = module.latent.gate[...].astype(jnp.float32)
+      metrics["lim_gate"] = module.latent.gate[0].astype(jnp.float32)
   metrics["loss"] = total
   return total, metrics
 

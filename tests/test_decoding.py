@@ -11,7 +11,7 @@ from flax import nnx
 from tiny_models import CONFIG, GRIDS, ROWS, START, padded_rows, pixels, tiny_model
 from vlatent_jax.inference import Model, prepare_batch
 from vlatent_jax.models.decoder import causal_mask, text_positions
-from vlatent_jax.rollout import inject
+from vlatent_jax.rollout import inject, video_memory
 
 
 def _api_model(config=CONFIG):
@@ -52,7 +52,8 @@ def naive_generate(model: Model, row: list[int], video: int, mode: str, num_late
   steps = 0
   if mode != "sft":
     while True:
-      seq, pos = append(seq, pos, inject(module, h, embeds, video_mask, mode == "videolatent"))
+      memory = video_memory(module, embeds, video_mask, mode == "videolatent")
+      seq, pos = append(seq, pos, inject(module, h, memory))
       steps += 1
       h = run(seq, pos)
       if steps == num_latents or (stop_early and int(jnp.argmax(llm.logits(h))) == config.latent_end_token_id):

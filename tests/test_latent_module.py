@@ -20,28 +20,30 @@ def _inputs(b=2, m=5, d=16):
 def test_untrained_lim_is_identity():
   lim = LatentInjection(LatentModuleConfig(num_heads=4), 16, rngs=nnx.Rngs(0))
   h, video, mask = _inputs()
-  np.testing.assert_array_equal(np.asarray(lim(h, video, mask)), np.asarray(h))
+  np.testing.assert_array_equal(np.asarray(lim(h, lim.video_memory(video, mask))), np.asarray(h))
 
 
 def test_open_gate_reads_only_unmasked_video_tokens():
   lim = LatentInjection(LatentModuleConfig(num_heads=4), 16, rngs=nnx.Rngs(0))
   lim.gate[...] = jnp.asarray([0.5])
   h, video, mask = _inputs()
-  z = lim(h, video, mask)
+  z = lim(h, lim.video_memory(video, mask))
   assert not np.allclose(np.asarray(z), np.asarray(h))
   # Changing masked-out video tokens of row 1 leaves its output unchanged; changing a visible one does not.
   hidden_change = video.at[1, 4].add(10.0)
-  np.testing.assert_allclose(np.asarray(lim(h, hidden_change, mask)), np.asarray(z), atol=1e-6)
+  z_hidden_change = lim(h, lim.video_memory(hidden_change, mask))
+  np.testing.assert_allclose(np.asarray(z_hidden_change), np.asarray(z), atol=1e-6)
   visible_change = video.at[1, 0].add(10.0)
-  assert not np.allclose(np.asarray(lim(h, visible_change, mask))[1], np.asarray(z)[1])
+  assert not np.allclose(np.asarray(lim(h, lim.video_memory(visible_change, mask)))[1], np.asarray(z)[1])
   # No video at all: no visual update.
-  np.testing.assert_allclose(np.asarray(lim(h, video, jnp.zeros_like(mask))), np.asarray(h), atol=1e-6)
+  no_video = lim(h, lim.video_memory(video, jnp.zeros_like(mask)))
+  np.testing.assert_allclose(np.asarray(no_video), np.asarray(h), atol=1e-6)
 
 
 def test_gate_receives_gradient_at_zero():
   lim = LatentInjection(LatentModuleConfig(num_heads=4), 16, rngs=nnx.Rngs(0))
   h, video, mask = _inputs()
-  grads = nnx.grad(lambda m: jnp.sum(m(h, video, mask) ** 2))(lim)
+  grads = nnx.grad(lambda m: jnp.sum(m(h, m.video_memory(video, mask)) ** 2))(lim)
   assert float(jnp.abs(grads.gate[0])) > 0
 
 

@@ -8,7 +8,7 @@ from flax import nnx
 
 from tiny_models import END, ROWS, START, prepared, tiny_model
 from vlatent_jax.models.decoder import causal_mask, text_positions
-from vlatent_jax.rollout import inject, self_forcing_rollout
+from vlatent_jax.rollout import inject, self_forcing_rollout, video_memory
 
 def _model():
   return tiny_model()
@@ -35,7 +35,7 @@ def naive_rollout(module, batch, num_latents, use_lim):
   latents = []
   for k in range(num_latents):
     hidden, _ = llm(seq, pos, causal_mask(key_valid, 0, seq.shape[1]))
-    z = inject(module, hidden[:, -1], embeds, video_mask, use_lim)
+    z = inject(module, hidden[:, -1], video_memory(module, embeds, video_mask, use_lim))
     latents.append(z)
     seq = jnp.concatenate([seq, z[:, None].astype(seq.dtype)], 1)
     pos = jnp.concatenate([pos, text_positions(batch["next_position"] + k, 1)], 2)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from vlatent_jax.models.decoder import KVCache, causal_mask, text_positions
 from vlatent_jax.models.vlm import VideoLM
-from vlatent_jax.rollout import inject
+from vlatent_jax.rollout import inject, video_memory
 
 
 def sample_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:
@@ -58,10 +58,11 @@ def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_
   if k:
     feature_index = batch.get("feature_index")
     video_mask = jnp.zeros((b, s), bool) if feature_index is None else feature_index >= 0
+    memory = video_memory(module, embeds, video_mask, use_lim)
 
     def latent_step(carry, i):
       h, cache, key_valid, active, steps = carry
-      z = inject(module, h, embeds, video_mask, use_lim)
+      z = inject(module, h, memory)
       index = s + i
       key_valid = key_valid.at[:, index].set(active)
       out, cache = llm(z[:, None].astype(llm.dtype), text_positions(next_position + steps, 1),

@@ -32,12 +32,14 @@ class RolloutOutput(NamedTuple):
   prompt_embeds: jax.Array  # [B,P,D] prompt embeddings with video features in place
 
 
-def inject(module: VideoLM, hidden: jax.Array, prompt_embeds: jax.Array, video_mask: jax.Array,
-           use_lim: bool) -> jax.Array:
-  """Next latent input embedding from the last hidden state."""
-  if not use_lim:
-    return hidden
-  return module.latent(hidden, prompt_embeds, video_mask)
+def video_memory(module: VideoLM, prompt_embeds: jax.Array, video_mask: jax.Array, use_lim: bool):
+  """What the LIM reads at every latent step (its keys/values of the video tokens), or None."""
+  return module.latent.video_memory(prompt_embeds, video_mask) if use_lim else None
+
+
+def inject(module: VideoLM, hidden: jax.Array, memory) -> jax.Array:
+  """Next latent input embedding from the last hidden state: LIM(h) or, for continuous thought, h."""
+  return hidden if memory is None else module.latent(hidden, memory)
 
 
 def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents: int, use_lim: bool,
@@ -56,10 +58,11 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
   video_mask = jnp.zeros((b, p), bool) if feature_index is None else feature_index >= 0
   hidden, cache = llm(embeds, batch["position_ids"], causal_mask(key_valid, 0, p), cache, 0)
   h = hidden[:, -1]
+  memory = video_memory(module, embeds, video_mask, use_lim)
 
   def step(carry, k):
     h, cache = carry
-    z = inject(module, h, embeds, video_mask, use_lim)
+    z = inject(module, h, memory)
     index = p + k
     out, cache = llm(z[:, None], text_positions(batch["next_position"] + k, 1),
                      causal_mask(key_valid, index, 1), cache, index)

@@ -35,14 +35,22 @@ class LatentInjection(nnx.Module):
                                kernel_init=lambda key, shape, dt: jnp.eye(shape[0], shape[1], dtype=dt), rngs=rngs)
     self.align_proj = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
 
-  def __call__(self, hidden: jax.Array, video: jax.Array, video_mask: jax.Array) -> jax.Array:
-    """hidden [B,D] (final-norm state h_k), video [B,M,D], video_mask [B,M] -> z_{k+1} [B,D]."""
-    b, d = hidden.shape
-    heads = self.num_heads
-    q = self.q_proj(self.norm_q(hidden)).reshape(b, 1, heads, d // heads)
+  def video_memory(self, video: jax.Array, video_mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Keys and values of the video tokens, computed once per rollout rather than once per latent step.
+
+    video [B,M,D], video_mask [B,M] -> (keys [B,M,N,H], values [B,M,N,H], video_mask).
+    """
+    b, m, d = video.shape
     kv = self.norm_kv(video)
-    k = self.k_proj(kv).reshape(b, -1, heads, d // heads)
-    v = self.v_proj(kv).reshape(b, -1, heads, d // heads)
+    k = self.k_proj(kv).reshape(b, m, self.num_heads, d // self.num_heads)
+    v = self.v_proj(kv).reshape(b, m, self.num_heads, d // self.num_heads)
+    return k, v, video_mask
+
+  def __call__(self, hidden: jax.Array, memory: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+    """hidden [B,D] (final-norm state h_k), memory from `video_memory` -> z_{k+1} [B,D]."""
+    k, v, video_mask = memory
+    b, d = hidden.shape
+    q = self.q_proj(self.norm_q(hidden)).reshape(b, 1, self.num_heads, d // self.num_heads)
     ctx = attention(q, k, v, video_mask[:, None, :]).reshape(b, d)
     # Examples without video tokens get no visual update.
     ctx = jnp.where(jnp.any(video_mask, axis=-1, keepdims=True), self.o_proj(ctx), 0.0)

@@ -92,7 +92,11 @@ def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_
       logits = jnp.where((i < min_new_tokens) & blocked, -jnp.inf, logits)
     return sample_token(logits, rng, temperature, top_p)
 
-  rng, step_rng = jax.random.split(rng)
+  def split(rng):
+    # Greedy decoding draws nothing: skip the per-step threefry work.
+    return (rng, rng) if temperature == 0.0 else tuple(jax.random.split(rng))
+
+  rng, step_rng = split(rng)
   first = next_token(h, 0, step_rng)
 
   def decode_step(carry, i):
@@ -101,7 +105,7 @@ def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_
     key_valid = key_valid.at[:, index].set(True)
     out, cache = llm(llm.embed(token[:, None]), text_positions(next_position + i, 1),
                      causal_mask(key_valid, index, 1), cache, index)
-    rng, step_rng = jax.random.split(rng)
+    rng, step_rng = split(rng)
     nxt = next_token(out[:, -1], i + 1, step_rng)
     done = done | jnp.isin(token, eos)
     nxt = jnp.where(done, pad_id, nxt)

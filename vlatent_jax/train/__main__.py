@@ -1,0 +1,28 @@
+"""Training CLI: `python -m vlatent_jax.train --config configs/X.py --workdir W [--config.key=value ...]`."""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from vlatent_jax.config import ConfigError, parse
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file (configs/*.py)",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory: checkpoints, metrics, TensorBoard, data")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  try:
+    config = parse(_CONFIG.value)  # every key checked before any compute
+  except ConfigError as e:
+    raise app.UsageError(str(e)) from None
+  from vlatent_jax.distributed import initialize_from_env
+  initialize_from_env()
+  from vlatent_jax.train.loop import train
+  train(config, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

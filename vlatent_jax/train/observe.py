@@ -1,0 +1,77 @@
+"""Run observability: metrics.jsonl, TensorBoard events and a progress display (main process only).
+
+On a terminal the progress line is redrawn in place (steps/s, examples/s, ETA);
+when stdout is not a TTY (CI, cluster logs) it prints a plain line every
+`log_every_steps` steps instead, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from typing import Any
+
+
+class MetricsWriter:
+
+  def __init__(self, workdir: str, *, total_steps: int, global_batch: int, log_every_steps: int,
+               enabled: bool = True, start_step: int = 0):
+    self.enabled = enabled
+    self.total_steps = total_steps
+    self.global_batch = global_batch
+    self.log_every = max(1, log_every_steps)
+    self.tty = sys.stdout.isatty()
+    self.start_step = start_step
+    self.t0 = time.perf_counter()
+    self.jsonl = None
+    self.tb = None
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
+      from tensorboardX import SummaryWriter
+      self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, metrics: dict[str, Any]) -> None:
+    """`step` is the number of steps completed (1-based); metrics are host scalars."""
+    if not self.enabled:
+      return
+    row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+    done = step - self.start_step
+    elapsed = time.perf_counter() - self.t0
+    rate = done / elapsed if elapsed > 0 else 0.0
+    row["steps_per_s"] = rate
+    row["examples_per_s"] = rate * self.global_batch
+    self.jsonl.write(json.dumps(row) + "\n")
+    for key, value in row.items():
+      if key != "step" and math.isfinite(value):
+        self.tb.add_scalar(key, value, step)
+    eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
+    line = (f"step {step}/{self.total_steps} loss {row.get('loss', float('nan')):.4f} "
+            f"{rate:.2f} steps/s {row['examples_per_s']:.1f} ex/s ETA {_duration(eta)}")
+    if self.tty:
+      sys.stdout.write("\r" + line + " " * 8)
+      sys.stdout.flush()
+    elif step % self.log_every == 0 or step == self.total_steps:
+      print(line, flush=True)
+
+  def log(self, message: str) -> None:
+    if self.enabled:
+      print(("\n" if self.tty else "") + message, flush=True)
+
+  def close(self) -> None:
+    if self.enabled:
+      if self.tty:
+        print()
+      self.jsonl.close()
+      self.tb.close()
+
+
+def _duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  m, s = divmod(int(seconds), 60)
+  h, m = divmod(m, 60)
+  return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

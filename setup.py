@@ -21,6 +21,9 @@ setup(
         "safetensors",
         "numpy",
         "pillow",
+        "absl-py",
+        "tensorboardX",
+        "matplotlib",
     ],
     extras_require={
         # The PyTorch reference is for parity tests only; the package never imports torch.

@@ -12,15 +12,11 @@ import dataclasses
 import typing
 from typing import Any
 
-from vlatent_jax.models.config import ConfigError, LatentModuleConfig, LLMConfig, ModelConfig, VisionConfig
+from vlatent_jax.models.config import (ConfigError, LatentModuleConfig, LLMConfig, ModelConfig, VisionConfig,
+                                       require as _require)
 
 MODES = ("sft", "continuous_thought", "videolatent")
 ALIGN_TARGETS = ("mean_pool", "attention_pool", "teacher")
-
-
-def _require(ok: bool, key: str, message: str) -> None:
-  if not ok:
-    raise ConfigError(f"config key '{key}': {message}")
 
 
 @dataclasses.dataclass(frozen=True)

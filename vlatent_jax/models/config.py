@@ -15,7 +15,8 @@ class ConfigError(ValueError):
   """A configuration value is invalid; the message names the key."""
 
 
-def _require(ok: bool, key: str, message: str) -> None:
+def require(ok: bool, key: str, message: str) -> None:
+  """Raises ConfigError naming `key` unless `ok`."""
   if not ok:
     raise ConfigError(f"config key '{key}': {message}")
 
@@ -42,17 +43,17 @@ class VisionConfig:
     object.__setattr__(self, "fullatt_block_indexes", tuple(self.fullatt_block_indexes))
     for key in ("depth", "hidden_size", "intermediate_size", "num_heads", "in_channels",
                 "patch_size", "temporal_patch_size", "spatial_merge_size", "out_hidden_size"):
-      _require(isinstance(getattr(self, key), int) and getattr(self, key) > 0,
+      require(isinstance(getattr(self, key), int) and getattr(self, key) > 0,
                f"vision.{key}", f"must be a positive int, got {getattr(self, key)!r}")
-    _require(self.hidden_size % self.num_heads == 0, "vision.num_heads",
+    require(self.hidden_size % self.num_heads == 0, "vision.num_heads",
              f"hidden_size {self.hidden_size} is not divisible by {self.num_heads} heads")
-    _require(self.head_dim % 4 == 0, "vision.num_heads", "head_dim must be divisible by 4 (2D rotary)")
+    require(self.head_dim % 4 == 0, "vision.num_heads", "head_dim must be divisible by 4 (2D rotary)")
     merge_patch = self.spatial_merge_size * self.patch_size
-    _require(self.window_size % merge_patch == 0 and self.window_size > 0, "vision.window_size",
+    require(self.window_size % merge_patch == 0 and self.window_size > 0, "vision.window_size",
              f"{self.window_size} must be a positive multiple of patch_size*spatial_merge_size={merge_patch}")
-    _require(all(0 <= i < self.depth for i in self.fullatt_block_indexes), "vision.fullatt_block_indexes",
+    require(all(0 <= i < self.depth for i in self.fullatt_block_indexes), "vision.fullatt_block_indexes",
              f"{self.fullatt_block_indexes} must index blocks in [0, {self.depth})")
-    _require(self.hidden_act in ACTIVATIONS, "vision.hidden_act", f"unsupported {self.hidden_act!r}")
+    require(self.hidden_act in ACTIVATIONS, "vision.hidden_act", f"unsupported {self.hidden_act!r}")
 
   @property
   def head_dim(self) -> int:
@@ -91,15 +92,15 @@ class LLMConfig:
     object.__setattr__(self, "mrope_section", tuple(self.mrope_section))
     for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                 "num_attention_heads", "num_key_value_heads"):
-      _require(isinstance(getattr(self, key), int) and getattr(self, key) > 0,
+      require(isinstance(getattr(self, key), int) and getattr(self, key) > 0,
                f"llm.{key}", f"must be a positive int, got {getattr(self, key)!r}")
-    _require(self.hidden_size % self.num_attention_heads == 0, "llm.num_attention_heads",
+    require(self.hidden_size % self.num_attention_heads == 0, "llm.num_attention_heads",
              f"hidden_size {self.hidden_size} is not divisible by {self.num_attention_heads} heads")
-    _require(self.num_attention_heads % self.num_key_value_heads == 0, "llm.num_key_value_heads",
+    require(self.num_attention_heads % self.num_key_value_heads == 0, "llm.num_key_value_heads",
              f"{self.num_attention_heads} query heads are not a multiple of {self.num_key_value_heads} kv heads")
-    _require(len(self.mrope_section) == 3 and sum(self.mrope_section) * 2 == self.head_dim,
+    require(len(self.mrope_section) == 3 and sum(self.mrope_section) * 2 == self.head_dim,
              "llm.mrope_section", f"{self.mrope_section} must have 3 parts summing to head_dim/2={self.head_dim // 2}")
-    _require(self.hidden_act in ACTIVATIONS, "llm.hidden_act", f"unsupported {self.hidden_act!r}")
+    require(self.hidden_act in ACTIVATIONS, "llm.hidden_act", f"unsupported {self.hidden_act!r}")
 
   @property
   def head_dim(self) -> int:
@@ -113,7 +114,7 @@ class LatentModuleConfig:
   rms_norm_eps: float = 1e-6
 
   def __post_init__(self):
-    _require(isinstance(self.num_heads, int) and self.num_heads > 0, "latent.num_heads",
+    require(isinstance(self.num_heads, int) and self.num_heads > 0, "latent.num_heads",
              f"must be a positive int, got {self.num_heads!r}")
 
 
@@ -133,18 +134,18 @@ class ModelConfig:
   pad_token_id: int | None = None
 
   def __post_init__(self):
-    _require(self.vision.out_hidden_size == self.llm.hidden_size, "vision.out_hidden_size",
+    require(self.vision.out_hidden_size == self.llm.hidden_size, "vision.out_hidden_size",
              f"{self.vision.out_hidden_size} must equal llm.hidden_size {self.llm.hidden_size}")
     for key in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
       value = getattr(self, key)
-      _require(isinstance(value, int) and 0 <= value < self.llm.vocab_size, key,
+      require(isinstance(value, int) and 0 <= value < self.llm.vocab_size, key,
                f"{value!r} is outside the vocabulary [0, {self.llm.vocab_size})")
     if self.latent is not None:
-      _require(self.llm.hidden_size % self.latent.num_heads == 0, "latent.num_heads",
+      require(self.llm.hidden_size % self.latent.num_heads == 0, "latent.num_heads",
                f"{self.latent.num_heads} must divide llm.hidden_size {self.llm.hidden_size}")
       for key in ("latent_start_token_id", "latent_end_token_id"):
         value = getattr(self, key)
-        _require(isinstance(value, int) and 0 <= value < self.llm.vocab_size, key,
+        require(isinstance(value, int) and 0 <= value < self.llm.vocab_size, key,
                  f"a latent-enabled model needs this token in the vocabulary, got {value!r}")
     if isinstance(self.eos_token_id, list):
       object.__setattr__(self, "eos_token_id", tuple(self.eos_token_id))

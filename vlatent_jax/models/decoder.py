@@ -16,6 +16,7 @@ from flax import nnx
 from vlatent_jax.models.config import LLMConfig
 from vlatent_jax.models.layers import GatedMLP, RMSNorm, attention, linear, rotate_half
 from vlatent_jax.models.rope import mrope_cos_sin
+from vlatent_jax.sharding import constrain
 
 
 def causal_mask(key_valid: jax.Array, query_start, num_queries: int) -> jax.Array:
@@ -97,7 +98,7 @@ class LanguageModel(nnx.Module):
                            param_dtype=param_dtype))
 
   def embed(self, input_ids: jax.Array) -> jax.Array:
-    return self.embed_tokens(input_ids)
+    return constrain(self.embed_tokens(input_ids), ("batch", "length", "embed"))
 
   def __call__(self, embeds, position_ids, mask, cache: KVCache | None = None, cache_index=None):
     """embeds [B,T,D], position_ids [3,B,T], mask [B,T,S] -> final-norm hidden [B,T,D], cache.
@@ -107,11 +108,12 @@ class LanguageModel(nnx.Module):
     """
     cfg = self.config
     cos, sin = mrope_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, cfg.mrope_section, self.dtype)
-    x = embeds.astype(self.dtype)
+    x = constrain(embeds.astype(self.dtype), ("batch", "length", "embed"))
     keys, values = [], []
     for i, layer in enumerate(self.layers):
       layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
       x, (k, v) = layer(x, cos, sin, mask, layer_cache, cache_index)
+      x = constrain(x, ("batch", "length", "embed"))
       keys.append(k)
       values.append(v)
     new_cache = None if cache is None else KVCache(tuple(keys), tuple(values))
@@ -119,5 +121,5 @@ class LanguageModel(nnx.Module):
 
   def logits(self, hidden: jax.Array) -> jax.Array:
     if self.lm_head is None:
-      return self.embed_tokens.attend(hidden)
-    return self.lm_head(hidden)
+      return constrain(self.embed_tokens.attend(hidden), ("batch", "length", "vocab"))
+    return constrain(self.lm_head(hidden), ("batch", "length", "vocab"))

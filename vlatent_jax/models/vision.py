@@ -20,6 +20,7 @@ from flax import nnx
 
 from vlatent_jax.models.config import VisionConfig
 from vlatent_jax.models.layers import ACT_FNS, GatedMLP, RMSNorm, attention, linear, rotate_half
+from vlatent_jax.sharding import constrain
 
 
 class VisionInputs(NamedTuple):
@@ -166,7 +167,7 @@ class VisionTransformer(nnx.Module):
   def __call__(self, inputs: VisionInputs) -> jax.Array:
     """Returns merged video tokens [M, out_hidden_size] in HF order."""
     cfg = self.config
-    x = self.patch_embed(inputs.patches.astype(self.dtype))
+    x = constrain(self.patch_embed(inputs.patches.astype(self.dtype)), ("batch", "length", "embed"))  # F as batch
     cos, sin = vision_rotary(inputs.positions, cfg.head_dim, cfg.rope_theta)
     win = inputs.window_ids
     valid = win >= 0
@@ -174,5 +175,6 @@ class VisionTransformer(nnx.Module):
     window_mask = full_mask & (win[:, None, :] == win[:, :, None])
     for i, block in enumerate(self.blocks):
       x = block(x, cos, sin, full_mask if i in cfg.fullatt_block_indexes else window_mask)
+      x = constrain(x, ("batch", "length", "embed"))
     merged = self.merger(x)
     return merged.reshape(-1, merged.shape[-1])[inputs.merged_index]

@@ -109,6 +109,7 @@ def train(config: ExperimentConfig, workdir: str) -> dict:
   previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(signal=signum))
   step_fn = None
   metrics: dict = {}
+  saved = start
   try:
     with sharding.mesh_context(mesh):
       for step in range(start, config.train.steps):
@@ -124,13 +125,13 @@ def train(config: ExperimentConfig, workdir: str) -> dict:
           raise NonFiniteLoss(f"loss is {metrics['loss']} at step {step + 1}; the last good checkpoint "
                               f"(step {checkpointer.latest_step()}) is kept")
         writer.write(step + 1, metrics)
-        checkpointer.save(step + 1, state, data_iter, metrics=metrics)
+        if checkpointer.save(step + 1, state, data_iter, metrics=metrics):
+          saved = step + 1
         if stop["signal"] is not None:
           writer.log(f"[train] SIGTERM at step {step + 1}: saving and exiting")
-          checkpointer.save(step + 1, state, data_iter, metrics=metrics, force=True)
           break
-      else:
-        checkpointer.save(config.train.steps, state, data_iter, metrics=metrics, force=True)
+      if metrics and saved != step + 1:  # the last step (or the preempted one) is always kept
+        checkpointer.save(step + 1, state, data_iter, metrics=metrics, force=True)
   finally:
     signal.signal(signal.SIGTERM, previous)
     checkpointer.close()

@@ -6,8 +6,10 @@ import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
+from vlatent_jax import sharding
 from vlatent_jax.config import ConfigError, ExperimentConfig, model_config
 from vlatent_jax.models.config import ModelConfig
 from vlatent_jax.models.vlm import VideoLM
@@ -46,15 +48,17 @@ def build_model(config: ExperimentConfig, model_config: ModelConfig, seed: int, 
   `pretrained`: a pure dict of parameters (e.g. from `checkpoint.load_params`); parameters it lacks
   (the LIM of a model loaded for latent training) keep their fresh initialisation.
   """
-  dtype = jnp.dtype(config.model.dtype)
-  param_dtype = jnp.dtype(config.model.param_dtype)
-  model = VideoLM(model_config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=param_dtype)
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  graphdef, params, rest = nnx.split(_new_model(config, model_config, seed), nnx.Param, ...)
   if pretrained is not None:
     fresh = nnx.to_pure_dict(params)
     merged = _overlay(fresh, pretrained, "")
     nnx.replace_by_pure_dict(params, jax.tree.map(lambda x, ref: jnp.asarray(x, ref.dtype), merged, fresh))
   return graphdef, params, rest
+
+
+def _new_model(config: ExperimentConfig, model_config: ModelConfig, seed: int) -> VideoLM:
+  return VideoLM(model_config, rngs=nnx.Rngs(seed), dtype=jnp.dtype(config.model.dtype),
+                 param_dtype=jnp.dtype(config.model.param_dtype))
 
 
 def _overlay(fresh: dict, loaded: dict, prefix: str) -> dict:
@@ -77,3 +81,38 @@ def init_train_state(config: ExperimentConfig, params):
   tx = make_optimizer(config.optim, config.train.steps, params)
   schedule = learning_rate_schedule(config.optim, config.train.steps)
   return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), tx, schedule
+
+
+def init_sharded_train_state(config: ExperimentConfig, model_config: ModelConfig, mesh, seed: int,
+                             pretrained: dict | None = None, rules=sharding.DEFAULT_RULES):
+  """The step-0 TrainState created already sharded on `mesh`: never materialised on one device.
+
+  Shapes come from `eval_shape`, shardings from the logical axis rules (the optimizer state's follow
+  its parameter's path), then `jit(init, out_shardings=...)`. `pretrained` leaves are copied from host
+  straight into their shards. Returns (graphdef, rest, state, tx, schedule, state_shardings).
+  """
+  graphdef, abstract_params, abstract_rest = nnx.split(
+      nnx.eval_shape(lambda: _new_model(config, model_config, seed)), nnx.Param, ...)
+  tx = make_optimizer(config.optim, config.train.steps, abstract_params)
+  schedule = learning_rate_schedule(config.optim, config.train.steps)
+
+  def init_state(params):
+    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+
+  state_shardings = sharding.param_shardings(jax.eval_shape(init_state, abstract_params), mesh, rules)
+  rest_shardings = jax.tree.map(lambda _: sharding.replicated(mesh), abstract_rest)
+  if pretrained is None:  # one program: fresh parameters and optimizer state
+    def init():
+      _, params, rest = build_model(config, model_config, seed)
+      return init_state(params), rest
+
+    state, rest = jax.jit(init, out_shardings=(state_shardings, rest_shardings))()
+    return graphdef, rest, state, tx, schedule, state_shardings
+  params, rest = jax.jit(lambda: build_model(config, model_config, seed)[1:],
+                         out_shardings=(state_shardings.params, rest_shardings))()
+  fresh = nnx.to_pure_dict(params)
+  placed = jax.tree.map(lambda x, ref, s: ref if x is ref else jax.device_put(np.asarray(x).astype(ref.dtype), s),
+                        _overlay(fresh, pretrained, ""), fresh, nnx.to_pure_dict(state_shardings.params))
+  nnx.replace_by_pure_dict(params, placed)
+  state = jax.jit(init_state, out_shardings=state_shardings, donate_argnums=0)(params)
+  return graphdef, rest, state, tx, schedule, state_shardings

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from vlatent_jax import losses, targets
+from vlatent_jax import losses, sharding, targets
 from vlatent_jax.config import ExperimentConfig, LatentConfig
 from vlatent_jax.rollout import self_forcing_rollout
 from vlatent_jax.train.optim import is_frozen, path_string
@@ -85,8 +85,8 @@ def train_step(state: TrainState, batch: dict[str, Any], rng: jax.Array, *, grap
   dtype = jnp.dtype(config.model.dtype)
 
   def loss_fn(params):
-    module = nnx.merge(graphdef, _compute_params(params, config.optim.frozen, dtype), rest)
-    return compute_losses(module, batch, config.latent)
+    compute = sharding.gather_params(_compute_params(params, config.optim.frozen, dtype))  # FSDP all-gather
+    return compute_losses(nnx.merge(graphdef, compute, rest), batch, config.latent)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -96,9 +96,18 @@ def train_step(state: TrainState, batch: dict[str, Any], rng: jax.Array, *, grap
 
 
 def make_train_step(graphdef, rest, config: ExperimentConfig, tx, schedule, *, in_shardings=None,
-                    out_shardings=None):
-  """Binds the static parts and jits once, donating the state."""
-  step = functools.partial(train_step, graphdef=graphdef, rest=rest, config=config, tx=tx, schedule=schedule)
+                    out_shardings=None, mesh=None):
+  """Binds the static parts and jits once, donating the state.
+
+  With a `mesh`, the step is traced under it so the model's `sharding.constrain` calls apply; pass
+  `in_shardings=(state_shardings, batch_shardings, replicated)`, `out_shardings=(state_shardings, replicated)`.
+  """
+  bound = functools.partial(train_step, graphdef=graphdef, rest=rest, config=config, tx=tx, schedule=schedule)
+
+  def step(state, batch, rng):
+    with sharding.mesh_context(mesh):  # a no-op context without a mesh
+      return bound(state, batch, rng)
+
   if in_shardings is None:
     return jax.jit(step, donate_argnums=(0,))
   return jax.jit(step, donate_argnums=(0,), in_shardings=in_shardings, out_shardings=out_shardings)

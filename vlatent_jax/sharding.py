@@ -15,8 +15,11 @@ Logical axis vocabulary (one for parameters, activations and batches; default me
 A name takes the mesh axes of its first rule that the dimension's size divides, less any mesh axis an
 earlier dimension of the same array already took: activations ("batch", "length", "embed") put the
 batch on data+fsdp and keep D whole, weights ("embed", "mlp") split D over fsdp and F over tensor. A
-dimension no rule divides is replicated (logged), so odd tiny models still shard. Parameters
-(PARAM_AXES, FSDP) and batches (BATCH_AXES, data parallel) are separate tables over the same names.
+dimension no rule divides is replicated (logged), so odd tiny models still shard.
+
+Parameter mapping and compute mapping are kept apart: parameters are stored by PARAM_AXES (D split over
+fsdp) and gathered over the batch's mesh axes for compute (`gather_params`, the FSDP all-gather);
+batches follow BATCH_AXES and activations `constrain` calls inside the model.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ def logical_to_spec(names, shape, mesh_shape, rules=DEFAULT_RULES, where: str = 
       if dim % size == 0:
         chosen = axes
         break
-      logger.info("sharding %s: dim %r of size %d is not divisible by mesh axes %s (%d); trying the next rule",
+      logger.info("sharding %s: dim %r of size %d is not divisible by mesh axes %s (%d): next rule or replicated",
                   where or "array", name, dim, axes, size)
     used.update(chosen)
     spec.append(None if not chosen else chosen[0] if len(chosen) == 1 else chosen)
@@ -133,7 +136,7 @@ def logical_to_sharding(names, mesh, rules=DEFAULT_RULES, shape=None) -> NamedSh
 
 def logical_axes(path: str, table=PARAM_AXES) -> tuple:
   """The logical axes of the first table row whose pattern matches a suffix of `path`."""
-  path = path[:-len("/value")] if path.endswith("/value") else path
+  path = path.removesuffix("/value")
   for pattern, names in table:
     if re.fullmatch(rf"(?:.*/)?(?:{pattern})", path):
       return names
@@ -165,7 +168,8 @@ def replicated(mesh) -> NamedSharding:
 
 def shard_batch(batch, mesh, rules=DEFAULT_RULES):
   """Host (numpy) batch -> global arrays. Each process passes its own examples; the global batch is
-  their concatenation along the batch dims (single-process: the batch itself)."""
+  their concatenation along the batch dims (single-process: the batch itself). Multi-process video
+  batches would also need process-global `merged_index` / `feature_index`, which collate does not make yet."""
   batch = jax.tree.map(np.asarray, batch)
   return jax.tree.map(jax.make_array_from_process_local_data, batch_shardings(batch, mesh, rules), batch)
 
@@ -181,9 +185,9 @@ def gather_params(params, rules=DEFAULT_RULES):
   """FSDP for compute: constrain each parameter to its compute layout (all-gathered over the batch axes);
   its gradient is reduce-scattered back. A no-op outside a mesh context.
 
-  Leaving this to propagation is not only slower: with jax 0.10.2 on a (2, 2, 2) mesh XLA's partitioner
-  swapped the batch shards (data=0, fsdp=1) and (1, 0) in the backward of the answer logits (wrong grads,
-  correct loss); tests/test_sharding.py guards it.
+  Left to propagation, XLA (jax 0.10.2 CPU, GSPMD and Shardy alike) partitioned the videolatent step on a
+  (2, 2, 2) mesh with the batch shards (data=0, fsdp=1) and (1, 0) swapped in the backward pass: right
+  loss, wrong gradients. tests/test_sharding.py guards it.
   """
   if jax.sharding.get_abstract_mesh().empty:
     return params

@@ -21,8 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
                   diversity_loss="gram", diversity_margin=0.5, end_token_loss=True)
   c.optim = dict(learning_rate=5e-6, warmup_steps=100, end_learning_rate_ratio=0.1, weight_decay=0.01,
                  b1=0.9, b2=0.95, clip_norm=1.0, frozen=("vision",))
-  c.train = dict(steps=5000, seed=0, batch_size=64, log_every_steps=10, eval_every_steps=500)
-  c.data = dict(path="", max_prompt_len=2048, max_answer_len=64, num_workers=8)
+  c.train = dict(steps=5000, seed=0, batch_size=64, log_every_steps=10, eval_every_steps=500, profile_start_step=0, profile_steps=5)
+  c.data = dict(path="", val_path="", max_prompt_len=2048, max_answer_len=64, num_workers=8)
   c.mesh = dict(data=-1, fsdp=16, tensor=1)
-  c.checkpoint = dict(every_steps=500, keep=3)
+  c.checkpoint = dict(every_steps=500, keep=3, best_metric="val_loss", best_mode="min", export_model=True)
   return ml_collections.ConfigDict(c)

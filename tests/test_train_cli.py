@@ -15,20 +15,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
   root = tmp_path_factory.mktemp("bench")
-  synthetic.generate(str(root / "raw"), seed=0, counts={"train": 24}, workers=1)
-  prepare.prepare(prepare.parse_args([
-      "--manifest", str(root / "raw" / "train.jsonl"), "--out", str(root / "shards"), "--fps", "8",
-      "--max-frames", "16", "--workers", "1", "--min-pixels", str(28 * 28), "--max-pixels", str(56 * 56)]))
-  return str(root / "shards")
+  synthetic.generate(str(root / "raw"), seed=0, counts={"train": 24, "val": 8}, workers=1)
+  for split in ("train", "val"):
+    prepare.prepare(prepare.parse_args([
+        "--manifest", str(root / "raw" / f"{split}.jsonl"), "--out", str(root / split), "--fps", "8",
+        "--max-frames", "16", "--workers", "1", "--min-pixels", str(28 * 28), "--max-pixels", str(56 * 56)]))
+  return str(root / "train")
 
 
-def _train(workdir, shards, steps, *extra):
-  cmd = [sys.executable, "-m", "vlatent_jax.train", f"--config={ROOT}/configs/tiny.py", f"--workdir={workdir}",
-         f"--config.data.path={shards}", f"--config.train.steps={steps}", "--config.train.batch_size=4",
-         "--config.checkpoint.every_steps=3", "--config.optim.warmup_steps=2", *extra]
-  subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+def _command(workdir, shards, steps, *extra):
+  return [sys.executable, "-m", "vlatent_jax.train", f"--config={ROOT}/configs/tiny.py", f"--workdir={workdir}",
+          f"--config.data.path={shards}", f"--config.train.steps={steps}", "--config.train.batch_size=4",
+          "--config.checkpoint.every_steps=3", "--config.optim.warmup_steps=2", "--config.train.eval_every_steps=0",
+          *extra]
+
+
+def _metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return [json.loads(line) for line in f]
+
+
+def _train(workdir, shards, steps, *extra, env=None):
+  subprocess.run(_command(workdir, shards, steps, *extra), check=True, cwd=ROOT,
+                 env={**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})})
+  return _metrics(workdir)
 
 
 def test_train_resume_is_exact(shards, tmp_path):
@@ -54,3 +64,85 @@ def test_bad_config_value_fails_before_compute(shards, tmp_path):
   assert result.returncode != 0
   assert "latent.mode" in result.stderr
   assert not (tmp_path / "checkpoints").exists()
+
+
+def test_validation_keeps_best_checkpoint_and_exports_model(shards, tmp_path):
+  import numpy as np
+
+  import vlatent_jax
+  val = os.path.join(os.path.dirname(shards), "val")
+  rows = _train(tmp_path, shards, 6, f"--config.data.val_path={val}", "--config.train.eval_every_steps=3",
+                "--config.checkpoint.best_metric=val_loss", "--config.checkpoint.keep=1")
+  evals = {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
+  assert sorted(evals) == [3, 6] and all(np.isfinite(v) for v in evals.values())
+  assert {"val_answer_loss", "val_align_loss"} <= rows[2].keys()
+  best = min(evals, key=evals.get)
+  assert (tmp_path / "checkpoints" / str(best)).is_dir()
+  model = vlatent_jax.load(str(tmp_path / "model"))
+  assert model.meta["train"] == {"mode": "videolatent", "num_latents": 4, "step": 6}
+  assert model.meta["frames"]["fps"] == 8 and model.config.latent is not None
+  assert (tmp_path / "model" / "tokenizer_config.json").is_file()
+  assert (tmp_path / "model" / "video_preprocessor_config.json").is_file()
+
+
+def test_sigterm_saves_and_exits_zero(shards, tmp_path):
+  import signal
+  import time
+  proc = subprocess.Popen(_command(tmp_path, shards, 10_000, "--config.checkpoint.every_steps=1000"), cwd=ROOT,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  metrics = tmp_path / "metrics.jsonl"
+  deadline = time.time() + 240
+  while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+    time.sleep(0.5)
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=240) == 0
+  last = _metrics(tmp_path)[-1]["step"]
+  assert 2 <= last < 1000
+  assert (tmp_path / "checkpoints" / str(last)).is_dir()  # the preempted step, not a multiple of every_steps
+
+
+def test_non_finite_loss_stops_naming_the_step(shards, tmp_path):
+  cmd = _command(tmp_path, shards, 6, "--config.checkpoint.every_steps=1", "--config.optim.learning_rate=1e30",
+                 "--config.optim.warmup_steps=0")
+  result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode != 0
+  assert "at step" in result.stderr, result.stderr[-2000:]
+  bad = int(result.stderr.split("at step ")[1].split(";")[0])
+  kept = sorted(int(p) for p in os.listdir(tmp_path / "checkpoints") if p.isdigit())
+  assert kept and max(kept) == bad - 1  # the last good step's checkpoint, nothing after it
+  assert not (tmp_path / "model").exists()
+
+
+def test_checkpoint_restores_on_another_mesh(shards, tmp_path):
+  eight = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  fsdp = ("--config.mesh.data=1", "--config.mesh.fsdp=8", "--config.mesh.tensor=1", "--config.train.batch_size=8")
+  straight = _train(tmp_path / "straight", shards, 6, *fsdp, env=eight)
+  _train(tmp_path / "moved", shards, 3, *fsdp, env=eight)
+  moved = _train(tmp_path / "moved", shards, 6, "--config.mesh.data=2", "--config.mesh.fsdp=2",
+                 "--config.mesh.tensor=2", "--config.train.batch_size=8", env=eight)
+  assert [r["step"] for r in moved] == [1, 2, 3, 4, 5, 6]
+  for a, b in zip(moved[3:], straight[3:]):
+    assert abs(a["loss"] - b["loss"]) <= 1e-5 * max(1.0, abs(b["loss"])), (a, b)
+
+
+def test_two_processes_train_like_one(shards, tmp_path):
+  import socket
+  single = _train(tmp_path / "single", shards, 3, "--config.train.batch_size=8",
+                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  workdir = tmp_path / "multi"
+  procs = [subprocess.Popen(_command(workdir, shards, 3, "--config.train.batch_size=8"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "JAX_PLATFORMS": "cpu",
+                                            "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                                            "VLATENT_COORDINATOR": f"localhost:{port}", "VLATENT_NUM_PROCESSES": "2",
+                                            "VLATENT_PROCESS_ID": str(i)}) for i in range(2)]
+  outputs = [p.communicate(timeout=600)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+  assert "2 processes, 8 devices" in outputs[0] and "[train]" not in outputs[1]  # only process 0 logs
+  multi = _metrics(workdir)
+  assert [r["step"] for r in multi] == [1, 2, 3]  # one writer
+  for a, b in zip(multi, single):
+    assert abs(a["loss"] - b["loss"]) <= 1e-5 * max(1.0, abs(b["loss"])), (a, b)
+  assert (workdir / "checkpoints" / "3").is_dir()

@@ -17,6 +17,7 @@ from vlatent_jax.models.config import (ConfigError, LatentModuleConfig, LLMConfi
 
 MODES = ("sft", "continuous_thought", "videolatent")
 ALIGN_TARGETS = ("mean_pool", "attention_pool", "teacher")
+TRAIN_METRICS = ("loss", "answer_loss", "align_loss", "diversity_loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,16 +116,23 @@ class TrainConfig:
   seed: int = 0
   batch_size: int = 8
   log_every_steps: int = 10
-  eval_every_steps: int = 0
+  eval_every_steps: int = 0   # validation losses every N steps (and at the end); 0 = never
+  profile_start_step: int = 0  # first step of a jax.profiler trace window (W/profile); 0 = no trace
+  profile_steps: int = 5       # steps in that window
 
   def __post_init__(self):
     _require(self.steps > 0, "train.steps", f"must be positive, got {self.steps}")
     _require(self.batch_size > 0, "train.batch_size", f"must be positive, got {self.batch_size}")
+    _require(self.eval_every_steps >= 0, "train.eval_every_steps", f"must be >= 0, got {self.eval_every_steps}")
+    _require(self.profile_start_step >= 0 and self.profile_steps > 0, "train.profile_start_step",
+             f"needs profile_start_step >= 0 and profile_steps > 0, got {self.profile_start_step}, "
+             f"{self.profile_steps}")
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
   path: str = ""            # prepared shards; empty = generate the embedded benchmark under the workdir
+  val_path: str = ""        # prepared validation shards (embedded benchmark: its val split)
   max_prompt_len: int = 512
   max_answer_len: int = 16
   num_workers: int = 0
@@ -150,9 +158,17 @@ class MeshConfig:
 class CheckpointConfig:
   every_steps: int = 100
   keep: int = 3
+  best_metric: str = ""     # e.g. "val_loss": also keep the `keep` best checkpoints by it; "" = the latest
+  best_mode: str = "min"    # "min" or "max"
+  export_model: bool = True  # write W/model (a vlatent_jax model checkpoint) when training ends
 
   def __post_init__(self):
     _require(self.every_steps > 0, "checkpoint.every_steps", f"must be positive, got {self.every_steps}")
+    _require(self.keep > 0, "checkpoint.keep", f"must be positive, got {self.keep}")
+    _require(self.best_mode in ("min", "max"), "checkpoint.best_mode", f"must be min or max, got {self.best_mode!r}")
+    _require(not self.best_metric or self.best_metric.startswith("val_") or self.best_metric in TRAIN_METRICS,
+             "checkpoint.best_metric", f"must be a training metric {TRAIN_METRICS} or a val_ metric, "
+             f"got {self.best_metric!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +180,10 @@ class ExperimentConfig:
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
   mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
   checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+
+  def __post_init__(self):
+    _require(not self.checkpoint.best_metric.startswith("val_") or self.train.eval_every_steps > 0,
+             "checkpoint.best_metric", f"{self.checkpoint.best_metric!r} needs train.eval_every_steps > 0")
 
 
 def _typed(cls, values: dict[str, Any], prefix: str):

@@ -21,7 +21,7 @@ from vlatent_jax import decoding
 from vlatent_jax.models.config import ModelConfig
 from vlatent_jax.models.decoder import causal_mask
 from vlatent_jax.models.rope import rope_index
-from vlatent_jax.models.vision import VisionInputs, vision_layout
+from vlatent_jax.models.vision import VisionInputs, per_example_layout, vision_layout
 from vlatent_jax.models.vlm import VideoLM
 
 SEQ_BUCKET = 64
@@ -47,11 +47,13 @@ class PreparedBatch:
 
 def prepare_batch(config: ModelConfig, input_ids, attention_mask=None, pixel_values_videos=None,
                   video_grid_thw=None, second_per_grid_ts=None, *, left_align: bool = False,
-                  seq_len: int | None = None) -> PreparedBatch:
+                  seq_len: int | None = None, per_example: bool = False) -> PreparedBatch:
   """HF processor outputs -> PreparedBatch.
 
   left_align=True moves each row's valid tokens to the right end (left padding),
   so that generation appends every row at the same cache index.
+  per_example=True lays the videos out per row (`vision.per_example_layout`), as
+  data-parallel training needs; the default packs all of them (no per-row padding).
   """
   ids = np.asarray(input_ids)
   if ids.ndim != 2:
@@ -84,12 +86,16 @@ def prepare_batch(config: ModelConfig, input_ids, attention_mask=None, pixel_val
   if pixel_values_videos is not None:
     if video_grid_thw is None:
       raise ValueError("pixel_values_videos given without video_grid_thw")
-    vision = vision_layout(pixel_values_videos, video_grid_thw, config.vision)
-    if is_video.sum() != len(vision.merged_index):
+    merged = int(np.prod(np.asarray(video_grid_thw).reshape(-1, 3), axis=1).sum()) // config.vision.merge_unit
+    if is_video.sum() != merged:
       raise ValueError(f"input_ids hold {int(is_video.sum())} video tokens but the videos give "
-                       f"{len(vision.merged_index)} merged features")
-    feature_index = np.full(ids.shape, -1, np.int32)
-    feature_index[is_video] = np.arange(int(is_video.sum()), dtype=np.int32)
+                       f"{merged} merged features")
+    if per_example:
+      vision, feature_index = per_example_layout(pixel_values_videos, video_grid_thw, is_video, config.vision)
+    else:
+      vision = vision_layout(pixel_values_videos, video_grid_thw, config.vision)
+      feature_index = np.full(ids.shape, -1, np.int32)
+      feature_index[is_video] = np.arange(int(is_video.sum()), dtype=np.int32)
   elif is_video.any():
     raise ValueError("input_ids contain video tokens but pixel_values_videos is None")
 

@@ -75,8 +75,6 @@ PARAM_AXES = (
 # Batch key -> logical axes of its leading dims (the rest replicated).
 BATCH_AXES = (
     (r"position_ids", (None, "batch")),               # [3, B, T]
-    (r"vision/merged_index", (None,)),                # indexes the whole merger output
-    (r"vision/(patches|positions|window_ids)", ("batch",)),  # [F slices, P, ...]
     (r"[^/]+", ("batch",)),                           # every other key is [B, ...]
 )
 
@@ -168,10 +166,27 @@ def replicated(mesh) -> NamedSharding:
 
 def shard_batch(batch, mesh, rules=DEFAULT_RULES):
   """Host (numpy) batch -> global arrays. Each process passes its own examples; the global batch is
-  their concatenation along the batch dims (single-process: the batch itself). Multi-process video
-  batches would also need process-global `merged_index` / `feature_index`, which collate does not make yet."""
+  their concatenation along the batch dims (single-process: the batch itself); every key, videos included
+  (per-example layout), leads with the batch dim, and all processes must pass the same shapes
+  (`collate.pad_batch`)."""
   batch = jax.tree.map(np.asarray, batch)
-  return jax.tree.map(jax.make_array_from_process_local_data, batch_shardings(batch, mesh, rules), batch)
+  processes = jax.process_count()
+
+  def global_shape(path, x):
+    names = logical_axes(path_string(path), BATCH_AXES)
+    return tuple(n * processes if name == "batch" else n for n, name in zip(x.shape, names + (None,) * x.ndim))
+
+  shapes = jax.tree_util.tree_map_with_path(global_shape, batch)
+  abstract = jax.tree.map(lambda x, shape: jax.ShapeDtypeStruct(shape, x.dtype), batch, shapes)
+  shardings = batch_shardings(abstract, mesh, rules)
+  if processes > 1:
+    for (path, sharding), shape in zip(jax.tree_util.tree_leaves_with_path(shardings), jax.tree.leaves(
+        shapes, is_leaf=lambda x: isinstance(x, tuple))):
+      if sharding.is_fully_replicated:
+        raise ValueError(f"batch key {path_string(path)!r} of global shape {shape} does not split over the "
+                         f"batch mesh axes {dict(mesh.shape)}: make train.batch_size divisible by them")
+  return jax.tree.map(jax.make_array_from_process_local_data, shardings, batch, shapes,
+                      is_leaf=lambda x: isinstance(x, tuple) and all(isinstance(n, int) for n in x))
 
 
 def compute_rules(rules=DEFAULT_RULES) -> tuple:

@@ -18,6 +18,7 @@ import numpy as np
 
 from vlatent_jax.inference import prepare_batch
 from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.models.vision import VisionInputs
 from vlatent_jax.targets import segment_weights
 
 
@@ -58,7 +59,8 @@ def collate(examples: list[Example], config: ModelConfig, *, num_latents: int, m
   grids = np.concatenate([np.asarray(e.video_grid_thw).reshape(-1, 3) for e in with_video]) if with_video else None
   seconds = (np.concatenate([np.asarray(e.second_per_grid_ts, np.float32).reshape(-1) for e in with_video])
              if with_video else None)
-  prepared = prepare_batch(config, ids, mask, pixels, grids, seconds, left_align=True, seq_len=seq)
+  prepared = prepare_batch(config, ids, mask, pixels, grids, seconds, left_align=True, seq_len=seq,
+                           per_example=True)
 
   if k:
     targets = np.concatenate([np.full((batch_size, 1), config.latent_end_token_id, np.int32), answers], 1)
@@ -87,3 +89,51 @@ def collate(examples: list[Example], config: ModelConfig, *, num_latents: int, m
     batch["vision"] = prepared.vision
     batch["feature_index"] = prepared.feature_index
   return batch
+
+
+def batch_shapes(batch: dict[str, Any]) -> tuple[int, int, int]:
+  """(prompt length, video slices per example, patches per slice) of a `collate` batch; 0 without video."""
+  vision = batch.get("vision")
+  slices, slice_len = vision.patches.shape[1:3] if vision is not None else (0, 0)
+  return batch["input_ids"].shape[1], slices, slice_len
+
+
+def pad_batch(batch: dict[str, Any], config: ModelConfig, prompt_len: int, num_slices: int, slice_len: int):
+  """Pads a `collate` batch to larger buckets without changing what the model computes.
+
+  Multi-host training needs every process to pass the same shapes to the global batch. Prompts are
+  left-padded (they are right-aligned), video slices and slice lengths padded at the end (masked out
+  by window id -1), and feature_index remapped to the wider merger rows.
+  """
+  seq, slices, length = batch_shapes(batch)
+  if prompt_len < seq or (slices and (num_slices < slices or slice_len < length)):
+    raise ValueError(f"cannot pad shapes {(seq, slices, length)} down to {(prompt_len, num_slices, slice_len)}")
+  out = dict(batch)
+  extra = prompt_len - seq
+  if extra:
+    left = lambda x, axis, value=0: np.pad(x, [(extra, 0) if a == axis else (0, 0) for a in range(x.ndim)],  # noqa: E731
+                                           constant_values=value)
+    out["input_ids"] = left(batch["input_ids"], 1, config.pad_token_id or 0)
+    out["attention_mask"] = left(batch["attention_mask"], 1, False)
+    out["position_ids"] = left(batch["position_ids"], 2)
+    out["align_weights"] = left(batch["align_weights"], 2)
+    if "feature_index" in batch:
+      out["feature_index"] = left(batch["feature_index"], 1, -1)
+  if not num_slices:
+    return out
+  batch_size = batch["input_ids"].shape[0]
+  vision = batch.get("vision")
+  patch_dim = config.vision.patch_dim
+  if vision is None:  # this process drew no video: an all-padding video batch
+    vision = VisionInputs(np.zeros((batch_size, 0, 0, patch_dim), np.float32),
+                          np.zeros((batch_size, 0, 0, 2), np.int32), np.zeros((batch_size, 0, 0), np.int32))
+    out["feature_index"] = np.full(out["input_ids"].shape, -1, np.int32)
+    slices, length = 0, 0
+  grow = lambda x, value: np.pad(x, [(0, 0), (0, num_slices - slices), (0, slice_len - length)]  # noqa: E731
+                                 + [(0, 0)] * (x.ndim - 3), constant_values=value)
+  out["vision"] = VisionInputs(grow(vision.patches, 0), grow(vision.positions, 0), grow(vision.window_ids, -1))
+  if length and slice_len != length:
+    units, new_units = length // config.vision.merge_unit, slice_len // config.vision.merge_unit
+    index = out["feature_index"]
+    out["feature_index"] = np.where(index >= 0, index // units * new_units + index % units, -1).astype(np.int32)
+  return out

@@ -23,12 +23,10 @@ patches crossing the process boundary. With num_workers=0 the normalisation runs
 Every process shuffles with the same seed, so the slices of one permutation are disjoint and together
 cover each epoch. `batch_size` is per process (the global batch is batch_size * process_count).
 
-Static shapes: the prompt axis is one of `prompt_buckets`; the vision slices are bucketed by
-`inference.prepare_batch` (slice count to a power of two, slice length to a multiple of 64); the
-merged-token index (whose length is the batch's video-token count) is padded here to the fixed size
-of the bucketed merger output, so jit compiles at most len(prompt_buckets) x (few vision buckets)
-programs. The padding entries point at row 0 and are never gathered (`feature_index` addresses only
-the first M rows), so the model computes exactly what it would on the unpadded batch.
+Static shapes: the prompt axis is one of `prompt_buckets`; videos are laid out per example
+(`vision.per_example_layout`: [B, slices, patches, ...], slices per example bucketed to a power of two,
+slice length to a multiple of 64), so jit compiles at most len(prompt_buckets) x (few vision buckets)
+programs and every array splits along the batch over hosts and devices.
 
 Checkpointing: `it = iter(ds)`; `it.get_state()` / `it.set_state(state)` save and resume the exact
 position (also through `mp_prefetch`; the state's layout depends on num_workers, so resume with the same
@@ -121,18 +119,6 @@ def prompt_bucket(lengths: Sequence[int], ids: Sequence[str], buckets: Sequence[
                    f"exceeds the largest prompt bucket {max(buckets)}")
 
 
-def pad_merged_index(batch: dict[str, Any], model_config: ModelConfig) -> dict[str, Any]:
-  """Pads vision.merged_index [M] to the merger output size F*P/merge_unit (fixed per vision bucket)."""
-  vision = batch.get("vision")
-  if vision is None:
-    return batch
-  slices, slice_len = vision.patches.shape[:2]
-  size = slices * slice_len // model_config.vision.merge_unit
-  merged = np.zeros(size, np.int32)
-  merged[:len(vision.merged_index)] = vision.merged_index
-  return dict(batch, vision=vision._replace(merged_index=merged))
-
-
 @dataclasses.dataclass(frozen=True)
 class Collate:
   """Batch function: DecodedExamples -> `collate` batch at a bucketed prompt length."""
@@ -149,9 +135,8 @@ class Collate:
                          f"max_answer_len={self.max_answer_len}")
     lengths = [len(it.example.prompt_ids) + (1 if self.num_latents else 0) for it in items]
     seq = prompt_bucket(lengths, ids, self.prompt_buckets)
-    batch = collate([it.example for it in items], self.model_config, num_latents=self.num_latents,
-                    max_answer_len=self.max_answer_len, prompt_len=seq)
-    return pad_merged_index(batch, self.model_config)
+    return collate([it.example for it in items], self.model_config, num_latents=self.num_latents,
+                   max_answer_len=self.max_answer_len, prompt_len=seq)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,11 +24,18 @@ from vlatent_jax.sharding import constrain
 
 
 class VisionInputs(NamedTuple):
-  """Static-shape vision batch: slices F (t-steps of all videos), patches P per slice."""
-  patches: jax.Array     # [F, P, patch_dim] float
-  positions: jax.Array   # [F, P, 2] int32 (row, col) of each patch
-  window_ids: jax.Array  # [F, P] int32 window of each patch within its slice, -1 for padding
-  merged_index: jax.Array  # [M] int32: HF-order merged token m -> row of the flat [F*P/4] merger output
+  """Static-shape vision batch in one of two layouts.
+
+  packed (inference): slices F of all videos of the batch, `merged_index` maps HF-order merged token m
+    to its row of the flat [F*P/4] merger output.
+  per example (training, `per_example_layout`): a leading batch dim [B, S, ...] so the batch can be
+    split over hosts and devices; `merged_index` is None and `feature_index` addresses each example's
+    own [S*P/4] merger output.
+  """
+  patches: jax.Array     # [(B,) F, P, patch_dim] float
+  positions: jax.Array   # [(B,) F, P, 2] int32 (row, col) of each patch
+  window_ids: jax.Array  # [(B,) F, P] int32 window of each patch within its slice, -1 for padding
+  merged_index: jax.Array | None = None  # packed layout: [M] int32
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -83,6 +90,47 @@ def vision_layout(pixel_values_videos, video_grid_thw, config: VisionConfig,
       offset += h * w
       row += 1
   return VisionInputs(patches, positions, window_ids, np.concatenate(merged_index).astype(np.int32))
+
+
+def per_example_layout(pixel_values_videos, video_grid_thw, is_video, config: VisionConfig,
+                       num_slices: int | None = None, slice_len: int | None = None):
+  """Host-side: packed videos + the [B, T] video-token mask -> (per-example VisionInputs, feature_index).
+
+  Videos belong to rows in order, each row taking as many as its video tokens account for.
+  feature_index [B, T] maps each video-token position to a row of that example's merger output; -1 elsewhere.
+  """
+  pixels = np.asarray(pixel_values_videos)
+  grid = np.asarray(video_grid_thw, dtype=np.int64).reshape(-1, 3)
+  is_video = np.asarray(is_video, bool)
+  merged_per_video = (np.prod(grid, axis=1) // config.merge_unit).tolist()
+  patch_offsets = np.concatenate([[0], np.cumsum(np.prod(grid, axis=1))])
+  rows, v = [], 0
+  for b in range(is_video.shape[0]):
+    need, start = int(is_video[b].sum()), v
+    while need > 0 and v < len(grid):
+      need -= merged_per_video[v]
+      v += 1
+    if need != 0:
+      raise ValueError(f"row {b}: its video tokens do not match whole videos of video_grid_thw {grid.tolist()}")
+    rows.append((start, v))
+  if v != len(grid):
+    raise ValueError(f"video_grid_thw holds {len(grid)} videos but input_ids only place {v}")
+  slices = [int(grid[a:z, 0].sum()) for a, z in rows]
+  lengths = [int((grid[a:z, 1] * grid[a:z, 2]).max()) for a, z in rows if z > a]
+  num_slices = num_slices or _bucket(max(slices), 1)
+  slice_len = slice_len or _round_up(max(lengths, default=1), 64)
+  batch = is_video.shape[0]
+  patches = np.zeros((batch, num_slices, slice_len, pixels.shape[1]), pixels.dtype)
+  positions = np.zeros((batch, num_slices, slice_len, 2), np.int32)
+  window_ids = np.full((batch, num_slices, slice_len), -1, np.int32)
+  feature_index = np.full(is_video.shape, -1, np.int32)
+  for b, (a, z) in enumerate(rows):
+    if z == a:
+      continue
+    one = vision_layout(pixels[patch_offsets[a]:patch_offsets[z]], grid[a:z], config, num_slices, slice_len)
+    patches[b], positions[b], window_ids[b] = one.patches, one.positions, one.window_ids
+    feature_index[b, is_video[b]] = one.merged_index
+  return VisionInputs(patches, positions, window_ids), feature_index
 
 
 def vision_rotary(positions: jax.Array, head_dim: int, theta: float):
@@ -165,7 +213,18 @@ class VisionTransformer(nnx.Module):
     self.merger = PatchMerger(rngs, config, dtype, param_dtype)
 
   def __call__(self, inputs: VisionInputs) -> jax.Array:
-    """Returns merged video tokens [M, out_hidden_size] in HF order."""
+    """Packed layout: merged video tokens [M, out_hidden_size] in HF order.
+    Per-example layout: each example's merger output [B, S*P/4, out_hidden_size]."""
+    if inputs.patches.ndim == 4:
+      batch = inputs.patches.shape[0]
+      flat = VisionInputs(*(x.reshape(-1, *x.shape[2:]) for x in inputs[:3]))
+      merged = self._merged(flat)
+      return merged.reshape(batch, -1, merged.shape[-1])
+    merged = self._merged(inputs)
+    return merged.reshape(-1, merged.shape[-1])[inputs.merged_index]
+
+  def _merged(self, inputs: VisionInputs) -> jax.Array:
+    """[F, P/4, out_hidden_size] merger output of every slice."""
     cfg = self.config
     x = constrain(self.patch_embed(inputs.patches.astype(self.dtype)), ("batch", "length", "embed"))  # F as batch
     cos, sin = vision_rotary(inputs.positions, cfg.head_dim, cfg.rope_theta)
@@ -176,5 +235,4 @@ class VisionTransformer(nnx.Module):
     for i, block in enumerate(self.blocks):
       x = block(x, cos, sin, full_mask if i in cfg.fullatt_block_indexes else window_mask)
       x = constrain(x, ("batch", "length", "embed"))
-    merged = self.merger(x)
-    return merged.reshape(-1, merged.shape[-1])[inputs.merged_index]
+    return self.merger(x)

@@ -31,13 +31,18 @@ class VideoLM(nnx.Module):
     """Token embeddings with video tokens replaced by merged vision features.
 
     feature_index [B,S]: for each video-token position, its row in the vision
-    output (HF's masked_scatter order); -1 elsewhere.
+    output (packed layout: HF's masked_scatter order; per-example layout: the
+    row's own merger output); -1 elsewhere.
     """
     embeds = self.llm.embed(input_ids)
     if vision_inputs is None:
       return embeds
     features = self.vision(vision_inputs).astype(embeds.dtype)
-    gathered = features[jnp.maximum(feature_index, 0)]
+    index = jnp.maximum(feature_index, 0)
+    if features.ndim == 3:  # per example
+      gathered = jnp.take_along_axis(features, index[..., None], axis=1)
+    else:
+      gathered = features[index]
     return jnp.where((feature_index >= 0)[..., None], gathered, embeds)
 
   def __call__(self, input_ids, position_ids, mask, vision_inputs=None, feature_index=None,

@@ -1,5 +1,7 @@
 """Training CLI: `python -m vlatent_jax.train --config configs/X.py --workdir W [--config.key=value ...]`."""
 
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -20,8 +22,13 @@ def main(argv):
     raise app.UsageError(str(e)) from None
   from vlatent_jax.distributed import initialize_from_env
   initialize_from_env()
-  from vlatent_jax.train.loop import train
-  train(config, _WORKDIR.value)
+  from vlatent_jax.train.loop import NonFiniteLoss, train
+  try:
+    train(config, _WORKDIR.value)
+  except ConfigError as e:
+    raise app.UsageError(str(e)) from None
+  except NonFiniteLoss as e:
+    sys.exit(f"[train] stopped: {e}")
 
 
 if __name__ == "__main__":

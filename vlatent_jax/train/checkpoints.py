@@ -22,6 +22,7 @@ class TrainCheckpointer:
   def __init__(self, directory: str, *, every_steps: int, keep: int, best_metric: str | None = None,
                best_mode: str = "min"):
     self.best_metric = best_metric
+    self.every_steps = every_steps
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=every_steps, max_to_keep=keep,
         best_fn=(lambda metrics: float(metrics[best_metric])) if best_metric else None,
@@ -31,14 +32,20 @@ class TrainCheckpointer:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
+  def due(self, step: int) -> bool:
+    """Whether `step` is a multiple of every_steps (orbax alone would also save the first step)."""
+    return step % self.every_steps == 0
+
   def save(self, step: int, state, data_iterator=None, metrics: dict[str, Any] | None = None,
            force: bool = False) -> bool:
     """Saves when `step` is due (or `force`); returns whether a save started."""
+    if not (force or self.due(step)):
+      return False
     items = {"state": ocp.args.StandardSave(state)}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
     metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
-    return self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=force)
+    return self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
 
   def restore(self, abstract_state, data_iterator=None, step: int | None = None):
     """Restores (state, step) into `abstract_state` (jax.ShapeDtypeStruct leaves with shardings);

@@ -18,16 +18,17 @@ import signal
 
 import jax
 import numpy as np
+from flax import nnx
 from jax.experimental import multihost_utils
 
 from vlatent_jax import sharding
-from vlatent_jax.config import ExperimentConfig, model_config as build_model_config
-from vlatent_jax.data import pipeline
+from vlatent_jax.config import ConfigError, ExperimentConfig, model_config as build_model_config
+from vlatent_jax.data import collate, pipeline
 from vlatent_jax.models.config import ModelConfig
 from vlatent_jax.train.checkpoints import TrainCheckpointer, abstract_like
 from vlatent_jax.train.observe import MetricsWriter
 from vlatent_jax.train.setup import init_sharded_train_state, load_pretrained
-from vlatent_jax.train.step import make_train_step
+from vlatent_jax.train.step import make_eval_step, make_train_step
 
 # The embedded benchmark: events last 2-4 frames at 8 fps, so every frame is decoded.
 EMBEDDED = {"counts": {"train": 2000, "val": 200, "test": 400}, "frames": 16, "size": 56, "fps": 8}
@@ -37,23 +38,47 @@ class NonFiniteLoss(RuntimeError):
   pass
 
 
-def ensure_data(config: ExperimentConfig, workdir: str) -> tuple[str, str]:
-  """Returns (shard dir, tokenizer dir), generating + preparing the embedded benchmark if needed."""
+@dataclasses.dataclass(frozen=True)
+class DataPaths:
+  train: str       # prepared shards
+  val: str         # prepared validation shards ("" = none)
+  tokenizer: str
+
+
+def _prepare_split(raw: str, split: str, out: str) -> None:
+  from vlatent_jax.data import prepare
+  prepare.prepare(prepare.parse_args([
+      "--manifest", os.path.join(raw, f"{split}.jsonl"), "--out", out, "--fps", str(EMBEDDED["fps"]),
+      "--max-frames", str(EMBEDDED["frames"]), "--workers", "2", "--min-pixels", str(28 * 28),
+      "--max-pixels", str(EMBEDDED["size"] ** 2)]))
+
+
+def ensure_data(config: ExperimentConfig, workdir: str) -> DataPaths:
+  """Prepared train (and validation) shards, generating + preparing the embedded benchmark if needed."""
   if config.data.path:
-    spec = json.load(open(os.path.join(config.data.path, "spec.json")))
-    return config.data.path, spec["tokenizer"]
-  raw, shards = os.path.join(workdir, "data", "raw"), os.path.join(workdir, "data", "train_shards")
-  if jax.process_index() == 0 and not os.path.isfile(os.path.join(shards, "spec.json")):
-    from vlatent_jax.data import prepare, synthetic
+    with open(os.path.join(config.data.path, "spec.json")) as f:
+      spec = json.load(f)
+    return DataPaths(config.data.path, config.data.val_path, spec["tokenizer"])
+  raw = os.path.join(workdir, "data", "raw")
+  shards = {split: os.path.join(workdir, "data", f"{split}_shards") for split in ("train", "val")}
+  if jax.process_index() == 0:
     if not os.path.isfile(os.path.join(raw, "benchmark.json")):
+      from vlatent_jax.data import synthetic
       synthetic.generate(raw, seed=0, counts=EMBEDDED["counts"], frames=EMBEDDED["frames"], size=EMBEDDED["size"],
                          fps=EMBEDDED["fps"])
-    prepare.prepare(prepare.parse_args([
-        "--manifest", os.path.join(raw, "train.jsonl"), "--out", shards, "--fps", str(EMBEDDED["fps"]),
-        "--max-frames", str(EMBEDDED["frames"]), "--workers", "2", "--min-pixels", str(28 * 28),
-        "--max-pixels", str(EMBEDDED["size"] ** 2)]))
+    for split, out in shards.items():
+      if not os.path.isfile(os.path.join(out, "spec.json")):
+        _prepare_split(raw, split, out)
   multihost_utils.sync_global_devices("embedded benchmark ready")
-  return shards, os.path.join(raw, "tokenizer")
+  return DataPaths(shards["train"], shards["val"], os.path.join(raw, "tokenizer"))
+
+
+def common_shapes(batch: dict, model_config: ModelConfig) -> dict:
+  """Pads this process's batch to the largest buckets any process drew: a global array needs one shape."""
+  if jax.process_count() == 1:
+    return batch
+  shapes = multihost_utils.process_allgather(np.asarray(collate.batch_shapes(batch), np.int64)).max(0)
+  return collate.pad_batch(batch, model_config, *(int(n) for n in shapes))
 
 
 def resolve_model(config: ExperimentConfig, tokenizer_dir: str) -> tuple[ModelConfig, dict | None]:
@@ -75,25 +100,68 @@ def resolve_model(config: ExperimentConfig, tokenizer_dir: str) -> tuple[ModelCo
   return build_model_config(spec, config.latent), None
 
 
+def validate(eval_fn, params, val_dir: str, model_config: ModelConfig, config: ExperimentConfig, mesh) -> dict:
+  """Mean training losses over the validation shards (one pass, whole batches), as val_* metrics."""
+  dataset = pipeline.make_dataset(
+      val_dir, model_config=model_config, num_latents=config.latent.steps,
+      batch_size=config.train.batch_size // jax.process_count(), max_answer_len=config.data.max_answer_len,
+      seed=0, shuffle=False, num_epochs=1, prompt_buckets=(config.data.max_prompt_len,))
+  totals, count = {}, 0
+  for batch in dataset:
+    batch = sharding.shard_batch(common_shapes(batch, model_config), mesh)
+    for k, v in jax.device_get(eval_fn(params, batch)).items():
+      totals[k] = totals.get(k, 0.0) + float(v)
+    count += 1
+  if not count:
+    raise ValueError(f"{val_dir}: fewer validation examples than one batch of {config.train.batch_size}")
+  return {f"val_{k}": v / count for k, v in totals.items()}
+
+
+def export_model(path: str, params, model_config: ModelConfig, config: ExperimentConfig, paths: DataPaths,
+                 step: int) -> None:
+  """W/model: a vlatent_jax model checkpoint (`vlatent_jax.load`, predict, eval, jax-to-hf) with the
+  tokenizer and the video processor / frame sampling the training data was prepared with."""
+  from vlatent_jax.checkpoint import save_checkpoint
+  host = jax.tree.map(np.asarray, jax.device_get(nnx.to_pure_dict(params)))
+  meta = {"train": {"mode": config.latent.mode, "num_latents": config.latent.steps, "step": step}}
+  spec_path = os.path.join(paths.train, "spec.json")
+  if os.path.isfile(spec_path):
+    with open(spec_path) as f:
+      spec = json.load(f)
+    meta["frames"] = {"fps": spec.get("fps"), "max_frames": spec.get("max_frames"),
+                      "num_frames": spec.get("num_frames")}
+    meta["processor"] = spec.get("processor")
+  target = save_checkpoint(path, model_config, host, meta, tokenizer_dir=paths.tokenizer, overwrite=True)
+  if meta.get("processor"):  # the processor the shards were made with, in HF's file format
+    with open(os.path.join(target, "video_preprocessor_config.json"), "w") as f:
+      json.dump(meta["processor"], f, indent=2)
+
+
 def train(config: ExperimentConfig, workdir: str) -> dict:
   """Runs (or resumes) training; returns the last metrics."""
   is_main = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
-  data_dir, tokenizer_dir = ensure_data(config, workdir)
-  model_config, pretrained = resolve_model(config, tokenizer_dir)
+  paths = ensure_data(config, workdir)
+  if config.train.eval_every_steps and not paths.val:
+    raise ConfigError("config key 'data.val_path': train.eval_every_steps > 0 needs validation shards; "
+                      "set data.val_path or train.eval_every_steps=0")
+  model_config, pretrained = resolve_model(config, paths.tokenizer)
   mesh = sharding.make_mesh(config.mesh)
   global_batch = config.train.batch_size
-  if global_batch % jax.process_count():
-    raise ValueError(f"train.batch_size {global_batch} is not divisible by {jax.process_count()} processes")
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]  # the batch is split over both (sharding.DEFAULT_RULES)
+  if global_batch % shards or global_batch % jax.process_count():
+    raise ConfigError(f"config key 'train.batch_size': {global_batch} is not divisible by the "
+                      f"{shards} batch shards (mesh.data * mesh.fsdp) and {jax.process_count()} processes")
   graphdef, rest, state, tx, schedule, state_shardings = init_sharded_train_state(
       config, model_config, mesh, config.train.seed, pretrained)
   dataset = pipeline.make_dataset(
-      data_dir, model_config=model_config, num_latents=config.latent.steps,
+      paths.train, model_config=model_config, num_latents=config.latent.steps,
       batch_size=global_batch // jax.process_count(), max_answer_len=config.data.max_answer_len,
       seed=config.train.seed, num_workers=config.data.num_workers, prompt_buckets=(config.data.max_prompt_len,))
   data_iter = iter(dataset)
   checkpointer = TrainCheckpointer(os.path.join(workdir, "checkpoints"), every_steps=config.checkpoint.every_steps,
-                                   keep=config.checkpoint.keep)
+                                   keep=config.checkpoint.keep, best_metric=config.checkpoint.best_metric or None,
+                                   best_mode=config.checkpoint.best_mode)
   start = 0
   if checkpointer.latest_step() is not None:
     state, start = checkpointer.restore(abstract_like(state, state_shardings), data_iter)
@@ -102,37 +170,64 @@ def train(config: ExperimentConfig, workdir: str) -> dict:
       json.dump({"experiment": dataclasses.asdict(config), "model": model_config.to_dict()}, f, indent=2)
   writer = MetricsWriter(workdir, total_steps=config.train.steps, global_batch=global_batch,
                          log_every_steps=config.train.log_every_steps, enabled=is_main, start_step=start)
-  writer.log(f"[train] {config.latent.mode}: {jax.device_count()} devices, mesh {dict(mesh.shape)}, "
-             f"steps {start}->{config.train.steps}, batch {global_batch}")
+  writer.log(f"[train] {config.latent.mode}: {jax.process_count()} processes, {jax.device_count()} devices, "
+             f"mesh {dict(mesh.shape)}, steps {start}->{config.train.steps}, batch {global_batch}")
 
+  replicated = sharding.replicated(mesh)
+  eval_fn = make_eval_step(graphdef, rest, config, in_shardings=(state_shardings.params, None),
+                           out_shardings=replicated, mesh=mesh) if paths.val else None
+  profile = range(config.train.profile_start_step, config.train.profile_start_step + config.train.profile_steps)
   stop = {"signal": None}
   previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(signal=signum))
+  tracing = False
   step_fn = None
   metrics: dict = {}
+  val_metrics: dict = {}
   saved = start
   try:
     with sharding.mesh_context(mesh):
       for step in range(start, config.train.steps):
-        batch = sharding.shard_batch(next(data_iter), mesh)
+        if config.train.profile_start_step and step + 1 == profile.start:
+          jax.profiler.start_trace(os.path.join(workdir, "profile"))
+          tracing = True
+        batch = sharding.shard_batch(common_shapes(next(data_iter), model_config), mesh)
         if step_fn is None:
-          replicated = sharding.replicated(mesh)
           step_fn = make_train_step(graphdef, rest, config, tx, schedule,
                                     in_shardings=(state_shardings, sharding.batch_shardings(batch, mesh), replicated),
                                     out_shardings=(state_shardings, replicated))
         state, device_metrics = step_fn(state, batch, jax.random.key(config.train.seed))
         metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+        if tracing and step + 1 == profile.stop - 1:
+          jax.profiler.stop_trace()
+          tracing = False
+          writer.log(f"[train] profiler trace of steps {profile.start}-{profile.stop - 1} in {workdir}/profile")
         if not np.isfinite(metrics["loss"]):
           raise NonFiniteLoss(f"loss is {metrics['loss']} at step {step + 1}; the last good checkpoint "
                               f"(step {checkpointer.latest_step()}) is kept")
-        writer.write(step + 1, metrics)
-        if checkpointer.save(step + 1, state, data_iter, metrics=metrics):
-          saved = step + 1
+        done = step + 1
+        last = done == config.train.steps or stop["signal"] is not None
+        if eval_fn and (done % config.train.eval_every_steps == 0 or last or
+                        (config.checkpoint.best_metric and checkpointer.due(done))):
+          val_metrics = validate(eval_fn, state.params, paths.val, model_config, config, mesh)
+          metrics.update(val_metrics)
+        writer.write(done, metrics)
+        if checkpointer.save(done, state, data_iter, metrics={**metrics, **val_metrics}, force=last):
+          saved = done
         if stop["signal"] is not None:
-          writer.log(f"[train] SIGTERM at step {step + 1}: saving and exiting")
+          writer.log(f"[train] SIGTERM at step {done}: saved, exiting")
           break
-      if metrics and saved != step + 1:  # the last step (or the preempted one) is always kept
-        checkpointer.save(step + 1, state, data_iter, metrics=metrics, force=True)
+      if metrics and saved != done:
+        checkpointer.save(done, state, data_iter, metrics={**metrics, **val_metrics}, force=True)
+    if metrics and config.checkpoint.export_model and stop["signal"] is None:
+      if jax.process_count() == 1:
+        export_model(os.path.join(workdir, "model"), state.params, model_config, config, paths, done)
+        writer.log(f"[train] model exported to {workdir}/model")
+      else:
+        writer.log("[train] multi-process run: export the model with one process "
+                   f"(python -m vlatent_jax.train.export --workdir {workdir})")
   finally:
+    if tracing:
+      jax.profiler.stop_trace()
     signal.signal(signal.SIGTERM, previous)
     checkpointer.close()
     writer.close()

@@ -111,3 +111,22 @@ def make_train_step(graphdef, rest, config: ExperimentConfig, tx, schedule, *, i
   if in_shardings is None:
     return jax.jit(step, donate_argnums=(0,))
   return jax.jit(step, donate_argnums=(0,), in_shardings=in_shardings, out_shardings=out_shardings)
+
+
+def eval_step(params, batch: dict[str, Any], *, graphdef, rest, config: ExperimentConfig) -> dict[str, jax.Array]:
+  """The training losses on a held-out batch (no gradients, no update)."""
+  compute = sharding.gather_params(_compute_params(params, (), jnp.dtype(config.model.dtype)))
+  _, metrics = compute_losses(nnx.merge(graphdef, compute, rest), batch, config.latent)
+  return metrics
+
+
+def make_eval_step(graphdef, rest, config: ExperimentConfig, *, in_shardings=None, out_shardings=None, mesh=None):
+  bound = functools.partial(eval_step, graphdef=graphdef, rest=rest, config=config)
+
+  def step(params, batch):
+    with sharding.mesh_context(mesh):
+      return bound(params, batch)
+
+  if in_shardings is None:
+    return jax.jit(step)
+  return jax.jit(step, in_shardings=in_shardings, out_shardings=out_shardings)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from vlatent_jax.data import prepare, synthetic
@@ -83,6 +84,10 @@ def test_validation_keeps_best_checkpoint_and_exports_model(shards, tmp_path):
   assert model.meta["frames"]["fps"] == 8 and model.config.latent is not None
   assert (tmp_path / "model" / "tokenizer_config.json").is_file()
   assert (tmp_path / "model" / "video_preprocessor_config.json").is_file()
+  # The one-process export CLI writes the same model from the last checkpoint (step 6 is the latest).
+  subprocess.run([sys.executable, "-m", "vlatent_jax.train.export", f"--workdir={tmp_path}", "--step=6",
+                  f"--out={tmp_path / 'again'}"], check=True, cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  _assert_same_params(tmp_path / "again", tmp_path / "model")
 
 
 def test_sigterm_saves_and_exits_zero(shards, tmp_path):
@@ -146,3 +151,17 @@ def test_two_processes_train_like_one(shards, tmp_path):
   for a, b in zip(multi, single):
     assert abs(a["loss"] - b["loss"]) <= 1e-5 * max(1.0, abs(b["loss"])), (a, b)
   assert (workdir / "checkpoints" / "3").is_dir()
+  assert "vlatent_jax.train.export" in outputs[0] and not (workdir / "model").exists()
+  subprocess.run([sys.executable, "-m", "vlatent_jax.train.export", f"--workdir={workdir}"], check=True, cwd=ROOT,
+                 env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  _assert_same_params(workdir / "model", tmp_path / "single" / "model", rtol=1e-5)
+
+
+def _assert_same_params(a, b, rtol=0.0):
+  import numpy as np
+
+  import vlatent_jax
+  pa, pb = vlatent_jax.load(str(a)).state, vlatent_jax.load(str(b)).state
+  for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(pa), jax.tree.leaves(pb)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=1e-6 if rtol else 0,
+                               err_msg=jax.tree_util.keystr(path))

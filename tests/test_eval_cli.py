@@ -1,0 +1,195 @@
+"""End to end: a tiny random latent model on the embedded benchmark through `python -m vlatent_jax.eval` and
+`python -m vlatent_jax.predict`; the harness's batching, skipping and bookkeeping with a stand-in model."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from vlatent_jax.data import synthetic
+from vlatent_jax.eval import harness, readers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
+META = {"video_processor": {"min_pixels": 28 * 28, "max_pixels": 56 * 56},
+        "train": {"mode": "videolatent", "num_latents": 2}, "frames": {"fps": 8, "max_frames": 8}}
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+  """The embedded benchmark's test split (6 questions, one per task), plus a corrupt video and a malformed row."""
+  root = tmp_path_factory.mktemp("bench")
+  synthetic.generate(str(root), seed=0, counts={"test": 6}, workers=1, vocab_size=400)
+  with open(root / "videos" / "corrupt.mp4", "wb") as f:
+    f.write(b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 8)  # an mp4 header, then garbage
+  with open(root / "test.jsonl") as f:
+    rows = f.read().splitlines()
+  corrupt = {**json.loads(rows[0]), "id": "corrupt", "video": "videos/corrupt.mp4"}
+  with open(root / "eval.jsonl", "w") as f:
+    f.write("\n".join(rows[:3] + [json.dumps(corrupt), '{"id": "cut short"'] + rows[3:]) + "\n")
+  return root
+
+
+@pytest.fixture(scope="module")
+def ckpt(bench, tmp_path_factory):
+  """A tiny random latent-enabled checkpoint with the benchmark's tokenizer, as training would export it.
+
+  Parameters are drawn in numpy from the model's abstract state: eager nnx init costs seconds on CPU.
+  """
+  import jax
+  from flax import nnx
+
+  from vlatent_jax.checkpoint import save_checkpoint
+  from vlatent_jax.models import config as mc
+  from vlatent_jax.models.vlm import VideoLM
+
+  tok_dir = str(bench / "tokenizer")
+  with open(os.path.join(tok_dir, "tokenizer.json")) as f:
+    tok = json.load(f)
+  ids = {t["content"]: t["id"] for t in tok["added_tokens"]}
+  config = mc.ModelConfig(
+      vision=mc.VisionConfig(depth=2, hidden_size=32, intermediate_size=48, num_heads=2, out_hidden_size=32,
+                          fullatt_block_indexes=(1,), window_size=56),
+      llm=mc.LLMConfig(vocab_size=max(tok["model"]["vocab"].values()) + 1, hidden_size=32, intermediate_size=64,
+                    num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, mrope_section=(2, 3, 3)),
+      latent=mc.LatentModuleConfig(num_heads=4), latent_start_token_id=ids["<|latent_start|>"],
+      latent_end_token_id=ids["<|latent_end|>"], image_token_id=ids["<|image_pad|>"],
+      video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+      vision_end_token_id=ids["<|vision_end|>"], bos_token_id=None, eos_token_id=ids["<|im_end|>"],
+      pad_token_id=ids["<|endoftext|>"])
+  abstract = nnx.to_pure_dict(nnx.state(nnx.eval_shape(lambda: VideoLM(config, rngs=nnx.Rngs(0))), nnx.Param))
+  rng = np.random.default_rng(0)
+
+  def draw(keypath, leaf):
+    name = jax.tree_util.keystr(keypath)
+    if name.endswith("['weight']"):  # RMSNorm scales
+      return np.ones(leaf.shape, leaf.dtype)
+    return (0.5 if name.endswith("['gate']") else 0.1) * rng.standard_normal(leaf.shape).astype(leaf.dtype)
+
+  path = tmp_path_factory.mktemp("model") / "ckpt"
+  save_checkpoint(path, config, jax.tree_util.tree_map_with_path(draw, abstract), META, tokenizer_dir=tok_dir)
+  return str(path)
+
+
+def _run(module, *args):
+  return subprocess.run([sys.executable, "-m", module, *map(str, args)], check=False, cwd=ROOT, env=ENV,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_eval_cli_embedded(bench, ckpt, tmp_path):
+  out = tmp_path / "results"
+  proc = _run("vlatent_jax.eval", "--ckpt", ckpt, "--bench", "embedded", "--data", bench / "eval.jsonl",
+              "--batch-size", 4, "--out", out, "--max-new-tokens", 4)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "skipped row 5" in proc.stderr and "[eval] 7/7 questions, 1 skipped" in proc.stderr  # plain progress lines
+  results = json.loads((out / "embedded_videolatent.json").read_text())
+  markdown = (out / "embedded_videolatent.md").read_text()
+  assert markdown.strip() in proc.stdout and "| **overall** | **6** |" in markdown
+
+  # defaults from the checkpoint's meta (training's mode, latent steps, sampling), not the benchmark's 16 frames
+  assert results["settings"]["mode"] == "videolatent" and results["settings"]["num_latents"] == 2
+  assert results["settings"]["frames"] == {"fps": 8, "max_frames": 8}
+  # the corrupt video is skipped and counted; the malformed row is reported with its line
+  assert results["skipped"] == 1 and results["skipped_videos"][0]["id"] == "corrupt"
+  assert results["skipped_videos"][0]["video"].endswith("corrupt.mp4")
+  assert [row["line"] for row in results["bad_rows"]] == [5]
+  # summary numbers agree with the per-question records
+  records = results["records"]
+  assert results["n"] == len(records) == 6 and len({r["category"] for r in records}) == 6
+  assert 0.0 <= results["accuracy"] <= 1.0
+  assert results["accuracy"] == pytest.approx(np.mean([r["score"] for r in records]))
+  for category, group in results["per_type"].items():
+    scores = [r["score"] for r in records if r["category"] == category]
+    assert group == {"n": len(scores), "accuracy": pytest.approx(np.mean(scores))}
+    assert category in markdown
+  assert all(r["latent_steps"] == 2 for r in records) and results["mean_latent_steps"] == 2
+  assert results["seconds_per_answer"] * 6 == pytest.approx(sum(r["seconds"] for r in records))
+  assert results["generate_seconds"] == pytest.approx(sum(r["seconds"] for r in records))
+  assert results["total_seconds"] >= results["generate_seconds"] + results["warmup_seconds"] > 0
+
+
+def test_predict_cli(bench, ckpt):
+  proc = _run("vlatent_jax.predict", "--ckpt", ckpt, "--video", bench / "videos" / "test_00000.mp4",
+              "--question", "Which colour appeared first?", "--options", "red,blue,green,white", "--max-new-tokens", 4)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+  assert lines["latent steps"].startswith("2 (mode videolatent)")
+  assert float(lines["time to answer"].split()[0]) > 0
+  assert "answer" in lines
+
+
+def test_predict_missing_video_fails_cleanly(bench, ckpt):
+  proc = _run("vlatent_jax.predict", "--ckpt", ckpt, "--video", bench / "videos" / "nope.mp4", "--question", "Q?")
+  assert proc.returncode == 2
+  assert "nope.mp4" in proc.stderr and "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+class _Processor:
+  """Stands in for VideoTextProcessor: 'tokens' are question indices, decoded to the canned answers."""
+
+  def __init__(self, answers):
+    self.answers = answers
+    self.tokenizer = types.SimpleNamespace(apply_chat_template=lambda messages, **_: messages[0]["content"][1]["text"])
+
+  def __call__(self, texts, videos, fps):
+    assert len(texts) == len(videos) == len(fps) and all(v.dtype == np.uint8 for v in videos)
+    return {"input_ids": np.array([[self.answers["index"][t]] for t in texts])}
+
+  def decode(self, tokens):
+    return [self.answers["text"][int(i)] for i in tokens[:, 0]]
+
+
+class _Model:
+  def __init__(self):
+    self.config, self.meta, self.calls = types.SimpleNamespace(latent=None), {}, []
+
+  def generate(self, input_ids, *, return_info, **options):
+    self.calls.append((input_ids.shape[0], options["mode"]))
+    return input_ids, {"latent_steps": np.zeros(len(input_ids), np.int32)}
+
+
+def test_harness_pads_batches_skips_videos_and_scores(bench):
+  from vlatent_jax.data.prompts import user_text
+
+  questions, _ = readers.read("embedded", str(bench / "eval.jsonl"))
+  assert len(questions) == 7  # six tasks + the corrupt video
+  # canned answers: right for multiple choice, wrong for numbers
+  texts = [("<answer>" + q.answer + "</answer>") if q.options else "-1" for q in questions]
+  index = {user_text(q.question, q.question_type, q.options): i for i, q in enumerate(questions)}
+  model = _Model()
+  out = harness.evaluate(model, _Processor({"index": index, "text": texts}), questions, batch_size=4,
+                         frames={"fps": 8, "max_frames": 16}, progress=False, decode_workers=0)
+  # 6 decodable videos -> batches of 4 and 2, the second padded to 4; the first batch runs twice (warm-up)
+  assert model.calls == [(4, "sft")] * 3
+  assert [r["id"] for r in out["records"]] == [q.id for q in questions if q.id != "corrupt"]
+  assert out["skipped"] == 1 and out["skipped_videos"][0]["kind"] in ("corrupt", "truncated")
+  mc = [q for q in questions if q.options and q.id != "corrupt"]
+  assert out["accuracy"] == pytest.approx(len(mc) / 6)
+  assert out["by_question_type"] == {"multiple choice": {"n": len(mc), "accuracy": 1.0},
+                                     "numerical": {"n": 6 - len(mc), "accuracy": 0.0}}
+  assert out["settings"]["frames"] == {"fps": 8, "max_frames": 16} and out["settings"]["mode"] == "sft"
+  assert harness.evaluate(model, _Processor({"index": index, "text": texts}), questions, limit=2, batch_size=2,
+                          progress=False)["n"] == 2
+
+
+def test_eval_cli_bad_input(ckpt, tmp_path):
+  proc = _run("vlatent_jax.eval", "--ckpt", ckpt, "--bench", "mvbench", "--data", tmp_path / "missing")
+  assert proc.returncode == 2 and "missing" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resolve_settings_precedence():
+  model = _Model()
+  assert harness.resolve_settings(model) == {"mode": "sft", "num_latents": 8, "frames": {"fps": 2.0, "max_frames": 16}}
+  bench_frames = {"fps": 8, "max_frames": 16}
+  assert harness.resolve_settings(model, default_frames=bench_frames)["frames"] == bench_frames
+  model.meta = {"train": {"mode": "cot", "num_latents": 4}, "frames": {"max_frames": 8}}
+  assert harness.resolve_settings(model, default_frames=bench_frames) == {
+      "mode": "cot", "num_latents": 4, "frames": {"fps": 8, "max_frames": 8}}
+  assert harness.resolve_settings(model, "sft", 3, {"fps": 1.0, "max_frames": None}, bench_frames) == {
+      "mode": "sft", "num_latents": 3, "frames": {"fps": 1.0, "max_frames": 8}}
+  with pytest.raises(ValueError, match="latent injection module"):
+    harness.resolve_settings(model, "videolatent")

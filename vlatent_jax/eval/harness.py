@@ -1,0 +1,235 @@
+"""Batched evaluation: questions -> decoded videos -> prompts -> `Model.generate` -> scores and timings.
+
+    model, processor = load(ckpt)
+    results = evaluate(model, processor, questions, mode="videolatent", num_latents=4, batch_size=8,
+                       frames={"fps": 8, "max_frames": 16})
+
+Videos are decoded ahead of the model (in worker processes with a per-video timeout when
+`decode_workers` > 0); one that is missing, truncated, corrupt or hangs is skipped and reported,
+never fatal. Each batch is padded to `batch_size` with copies of its last question, so every
+batch has the same shape and the jitted generate compiles once per video-size bucket. The first
+batch runs twice: the first call (compilation) is timed apart as `warmup_seconds`.
+
+This module imports no jax itself: decode workers import it to find their task function.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+
+from vlatent_jax.data import video
+from vlatent_jax.data.prompts import chat_prompt
+from vlatent_jax.eval import report, scoring
+from vlatent_jax.eval.readers import Question
+
+DEFAULT_FRAMES = {"fps": 2.0, "max_frames": 16}  # Video-R1's sampling
+DEFAULT_NUM_LATENTS = 8
+DEFAULT_MAX_NEW_TOKENS = 16  # answers are a letter, a number or a short phrase
+FRAME_KEYS = ("fps", "max_frames", "num_frames")
+MODES = ("sft", "videolatent", "continuous_thought", "cot")  # inference.GENERATION_MODES, without importing jax
+
+
+def load(ckpt: str, tokenizer: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
+         dtype=None):
+  """(Model, VideoTextProcessor) from a vlatent_jax checkpoint or an HF Qwen2.5-VL folder.
+
+  The per-frame pixel budget: the arguments, else the checkpoint's meta["video_processor"], else the
+  preprocessor config beside the tokenizer.
+  """
+  import dataclasses
+
+  import vlatent_jax
+  from vlatent_jax.data.processor import VideoTextProcessor
+
+  model = vlatent_jax.load(ckpt, dtype=dtype)
+  processor = VideoTextProcessor.from_dir(tokenizer or ckpt)
+  budget = {k: v for k, v in (model.meta.get("video_processor") or {}).items() if k in ("min_pixels", "max_pixels")}
+  budget.update({k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None})
+  processor.video_config = dataclasses.replace(processor.video_config, **{k: int(v) for k, v in budget.items()})
+  return model, processor
+
+
+def resolve_settings(model, mode: str | None = None, num_latents: int | None = None, frames: dict | None = None,
+                     default_frames: dict | None = None) -> dict:
+  """Generation mode, latent steps and frame sampling: arguments, else what training stored in the checkpoint
+  (meta["train"] = {"mode", "num_latents"}, meta["frames"]), else `default_frames` (a benchmark's own) and
+  the model's kind (videolatent with a latent module, else sft)."""
+  meta = getattr(model, "meta", None) or {}
+  train = meta.get("train") or {}
+  mode = mode or train.get("mode") or ("videolatent" if model.config.latent is not None else "sft")
+  if mode not in MODES:
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+  if mode == "videolatent" and model.config.latent is None:
+    raise ValueError("mode 'videolatent' needs a model with a latent injection module; this one has none "
+                     "(try --mode sft or cot)")
+  if mode == "continuous_thought" and model.config.latent_end_token_id is None:
+    raise ValueError("mode 'continuous_thought' needs <|latent_start|>/<|latent_end|> in the model config")
+  num_latents = int(num_latents or train.get("num_latents") or DEFAULT_NUM_LATENTS)
+  sampling = {**DEFAULT_FRAMES, **(default_frames or {}), **(meta.get("frames") or {}),
+              **{k: v for k, v in (frames or {}).items() if v is not None}}
+  return {"mode": mode, "num_latents": num_latents, "frames": {k: sampling[k] for k in FRAME_KEYS if k in sampling}}
+
+
+def frame_policy(frames: dict) -> video.FramePolicy:
+  return video.FramePolicy(fps=frames.get("fps"), max_frames=int(frames.get("max_frames", 16)),
+                           num_frames=frames.get("num_frames"))
+
+
+def decode_task(payload: tuple[str, video.FramePolicy]):
+  """Runs in a decode worker (or inline): -> (uint8 frames [T,H,W,3], sampled fps)."""
+  path, policy = payload
+  out = video.decode(path, policy)
+  return out.frames, out.fps
+
+
+def _decoded(questions: list[Question], policy: video.FramePolicy, workers: int, timeout: float | None):
+  """(question, ok, (frames, fps) or (kind, message)) in question order."""
+  if workers <= 0:
+    for q in questions:
+      try:
+        yield q, True, decode_task((q.video, policy))
+      except video.VideoError as e:
+        yield q, False, (e.kind, str(e))
+      except Exception as e:  # noqa: BLE001  decoders raise anything on bad files; one video never stops a run
+        yield q, False, ("error", f"{type(e).__name__}: {e}")
+    return
+  with video.WorkerPool(decode_task, workers=workers, timeout=timeout, preload=(__name__,)) as pool:
+    results = pool.imap_ordered((q.video, policy) for q in questions)
+    for q, (ok, value) in zip(questions, results):
+      yield q, ok, value
+
+
+class _Progress:
+  """A tqdm bar on a terminal; otherwise a plain line about every 5% (logs stay readable)."""
+
+  def __init__(self, total: int, enabled: bool, stream=None):
+    self.total, self.stream = total, stream or sys.stderr
+    self.enabled = enabled and total > 0
+    self.bar, self.shown = None, 0
+    if self.enabled and self.stream.isatty():
+      from tqdm import tqdm
+      self.bar = tqdm(total=total, file=self.stream, unit="q", dynamic_ncols=True)
+
+  def update(self, done: int, skipped: int, score_sum: float, seconds: float) -> None:
+    if not self.enabled:
+      return
+    acc = score_sum / max(done - skipped, 1)
+    spa = seconds / max(done - skipped, 1)
+    if self.bar is not None:
+      self.bar.update(done - self.bar.n)
+      self.bar.set_postfix(acc=f"{acc:.3f}", skipped=skipped, s_per_q=f"{spa:.3f}")
+    elif done - self.shown >= max(1, self.total // 20) or done == self.total:
+      print(f"[eval] {done}/{self.total} questions, {skipped} skipped, accuracy {acc:.3f}, {spa:.3f} s/answer",
+            file=self.stream, flush=True)
+      self.shown = done
+
+  def close(self) -> None:
+    if self.bar is not None:
+      self.bar.close()
+
+
+def _inputs(processor, items) -> tuple[dict | None, list[int]]:
+  """Processor outputs for the batch and the positions whose video the processor rejects."""
+  def encode(group):
+    texts = [chat_prompt(processor.tokenizer, q.question, q.question_type, q.options) for q, _, _ in group]
+    return processor(texts, videos=[f for _, f, _ in group], fps=[fps for _, _, fps in group])
+  try:
+    return encode(items), []
+  except ValueError:  # find the offending videos (e.g. too few pixels) and leave them out
+    bad = []
+    for i, item in enumerate(items):
+      try:
+        encode([item])
+      except ValueError:
+        bad.append(i)
+    keep = [it for i, it in enumerate(items) if i not in bad]
+    return (encode(keep) if keep else None), bad
+
+
+def _batches(decoded, batch_size: int, skip) -> Iterator[list]:
+  batch = []
+  for q, ok, value in decoded:
+    if not ok:
+      skip(q, *value)
+      continue
+    batch.append((q, *value))
+    if len(batch) == batch_size:
+      yield batch
+      batch = []
+  if batch:
+    yield batch
+
+
+def evaluate(model, processor, questions: list[Question], *, mode: str | None = None, num_latents: int | None = None,
+             batch_size: int = 8, frames: dict | None = None, limit: int | None = None, progress: bool = True,
+             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, cot_tokens: int = 256, decode_workers: int = 0,
+             decode_timeout: float | None = 120.0, warmup: bool = True) -> dict:
+  """Answers and scores `questions`; returns the summary (report.summarize) plus settings, timings and records.
+
+  Keys: accuracy (mean score over answered questions; None if none), n, skipped, per_type {category: {n,
+  accuracy}}, by_question_type, mean_latent_steps, seconds_per_answer (prompt + processor + generate +
+  detokenise, per answered question, after the warm-up call), generate_seconds, warmup_seconds,
+  total_seconds (everything, video decoding and compilation included), settings, records (one per answered
+  question: id, category, question_type, video, answer, output, prediction, score, latent_steps, seconds),
+  skipped_videos (id, video, kind, reason, line).
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  start = time.perf_counter()
+  questions = list(questions)[:limit] if limit is not None else list(questions)
+  settings = resolve_settings(model, mode, num_latents, frames)
+  gen = {"mode": settings["mode"], "num_latents": settings["num_latents"], "max_new_tokens": max_new_tokens,
+         "cot_tokens": cot_tokens}
+  records, skipped = [], []
+  timing = {"generate": 0.0, "warmup": 0.0}
+  bar = _Progress(len(questions), progress)
+
+  def skip(q: Question, kind: str, reason: str) -> None:
+    skipped.append({"id": q.id, "video": q.video, "kind": kind, "reason": reason, "line": q.line})
+    update()
+
+  def update() -> None:
+    bar.update(len(records) + len(skipped), len(skipped), sum(r["score"] for r in records), timing["generate"])
+
+  def generate(inputs):
+    t0 = time.perf_counter()
+    tokens, info = model.generate(**inputs, return_info=True, **gen)
+    return processor.decode(tokens), info["latent_steps"], time.perf_counter() - t0
+
+  decoded = _decoded(questions, frame_policy(settings["frames"]), decode_workers, decode_timeout)
+  try:
+    for batch in _batches(decoded, batch_size, skip):
+      t0 = time.perf_counter()
+      inputs, bad = _inputs(processor, batch + [batch[-1]] * (batch_size - len(batch)))
+      for i in sorted({i for i in bad if i < len(batch)}):
+        skip(batch[i][0], "preprocess", f"the video processor rejects the frames of {batch[i][0].video}")
+      batch = [item for i, item in enumerate(batch) if i not in bad]
+      if inputs is None or not batch:
+        continue
+      prep = time.perf_counter() - t0
+      if warmup:  # the first call compiles: time it apart, then answer with a warm call
+        warmup = False
+        timing["warmup"] = generate(inputs)[2]
+      outputs, steps, seconds = generate(inputs)
+      seconds += prep
+      timing["generate"] += seconds
+      for (q, _, _), output, k in zip(batch, outputs, steps):
+        value, prediction = scoring.score(output, q.question_type, q.answer, q.options)
+        records.append({"id": q.id, "category": q.category, "question_type": q.question_type, "video": q.video,
+                        "answer": q.answer, "output": output, "prediction": prediction, "score": value,
+                        "latent_steps": int(k), "seconds": seconds / len(batch), "line": q.line})
+      update()
+  finally:
+    decoded.close()  # stops the decode workers, also when generation fails
+    bar.close()
+  summary = report.summarize(records, skipped)
+  n = summary["n"]
+  return {**summary,
+          "seconds_per_answer": timing["generate"] / n if n else None,
+          "generate_seconds": timing["generate"], "warmup_seconds": timing["warmup"],
+          "total_seconds": time.perf_counter() - start,
+          "settings": {**settings, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                       **({"cot_tokens": cot_tokens} if settings["mode"] == "cot" else {})},
+          "records": records, "skipped_videos": skipped}

@@ -93,7 +93,7 @@ def test_batches_are_collate_output_with_static_shapes(data):
   signatures = {tuple((k, v.shape, v.dtype.str) for k, v in _flat(b).items()) for b in batches}
   seqs = {b["input_ids"].shape[1] for b in batches}
   assert seqs <= set(BUCKETS) and len(seqs) == 2, seqs  # the data straddles two buckets
-  # Slice counts in [4, 8] -> buckets 4 or 8; slice length 64: at most 2 prompt x 2 vision programs.
+  # Slice counts in [4, 8] -> buckets 4 or 8; one slice-length bucket: at most 2 prompt x 2 vision programs.
   assert len(signatures) <= len(seqs) * 2
   for b in batches:
     assert b["vision"].patches.shape[0] == BATCH and b["vision"].merged_index is None  # per-example layout

@@ -73,7 +73,8 @@ def test_validation_keeps_best_checkpoint_and_exports_model(shards, tmp_path):
   import vlatent_jax
   val = os.path.join(os.path.dirname(shards), "val")
   rows = _train(tmp_path, shards, 6, f"--config.data.val_path={val}", "--config.train.eval_every_steps=3",
-                "--config.checkpoint.best_metric=val_loss", "--config.checkpoint.keep=1")
+                "--config.checkpoint.best_metric=val_loss", "--config.checkpoint.keep=1",
+                "--config.train.profile_start_step=2", "--config.train.profile_steps=2")
   evals = {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
   assert sorted(evals) == [3, 6] and all(np.isfinite(v) for v in evals.values())
   assert {"val_answer_loss", "val_align_loss"} <= rows[2].keys()
@@ -84,6 +85,8 @@ def test_validation_keeps_best_checkpoint_and_exports_model(shards, tmp_path):
   assert model.meta["frames"]["fps"] == 8 and model.config.latent is not None
   assert (tmp_path / "model" / "tokenizer_config.json").is_file()
   assert (tmp_path / "model" / "video_preprocessor_config.json").is_file()
+  traces = [f for _, _, files in os.walk(tmp_path / "profile") for f in files]
+  assert any(f.endswith(".xplane.pb") for f in traces), traces  # the profiler window of steps 2-3
   # The one-process export CLI writes the same model from the last checkpoint (step 6 is the latest).
   subprocess.run([sys.executable, "-m", "vlatent_jax.train.export", f"--workdir={tmp_path}", "--step=6",
                   f"--out={tmp_path / 'again'}"], check=True, cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"})

@@ -9,6 +9,7 @@ sub-config is one concern: model, latent, optim, train, data, mesh, checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from typing import Any
 
@@ -23,7 +24,7 @@ TRAIN_METRICS = ("loss", "answer_loss", "align_loss", "diversity_loss")
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   """Either `init_from` (an HF directory or vlatent_jax checkpoint) or an inline architecture."""
-  init_from: str = ""
+  init_from: str = ""  # HF Qwen2.5-VL dir or vlatent_jax checkpoint to start from; "" = the inline architecture
   vision: dict = dataclasses.field(default_factory=dict)   # VisionConfig fields
   llm: dict = dataclasses.field(default_factory=dict)      # LLMConfig fields
   tokens: dict = dataclasses.field(default_factory=dict)   # ModelConfig token-id fields
@@ -53,7 +54,7 @@ class LatentConfig:
   align_target: str = "mean_pool"  # mean_pool | attention_pool | teacher
   align_loss: str = "cosine"      # cosine | mse
   diversity_loss: str = "gram"    # gram (||Zn Zn^T - I||_F^2 / K^2) | hinge (pairwise cosine above margin)
-  diversity_margin: float = 0.5
+  diversity_margin: float = 0.5  # hinge: pairwise cosine allowed before it is penalised
   end_token_loss: bool = True     # also learn to predict <|latent_end|> after the K-th latent
 
   def __post_init__(self):
@@ -93,13 +94,13 @@ class LatentConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-  learning_rate: float = 1e-4
-  warmup_steps: int = 10
+  learning_rate: float = 1e-4   # peak AdamW learning rate
+  warmup_steps: int = 10        # linear warmup steps
   end_learning_rate_ratio: float = 0.1  # cosine decays to this fraction of the peak
-  weight_decay: float = 0.01
-  b1: float = 0.9
-  b2: float = 0.95
-  clip_norm: float = 1.0
+  weight_decay: float = 0.01    # AdamW decoupled weight decay
+  b1: float = 0.9               # Adam beta1
+  b2: float = 0.95              # Adam beta2
+  clip_norm: float = 1.0        # global gradient-norm clip
   frozen: tuple = ("vision",)  # parameter path prefixes that are not trained (no optimizer state)
 
   def __post_init__(self):
@@ -112,10 +113,10 @@ class OptimConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  steps: int = 100
-  seed: int = 0
-  batch_size: int = 8
-  log_every_steps: int = 10
+  steps: int = 100             # total training steps
+  seed: int = 0                # parameter init and data shuffling
+  batch_size: int = 8          # global batch (over all processes and devices)
+  log_every_steps: int = 10    # plain log line interval when stdout is not a terminal
   eval_every_steps: int = 0   # validation losses every N steps (and at the end); 0 = never
   profile_start_step: int = 0  # first step of a jax.profiler trace window (W/profile); 0 = no trace
   profile_steps: int = 5       # steps in that window
@@ -133,9 +134,9 @@ class TrainConfig:
 class DataConfig:
   path: str = ""            # prepared shards; empty = generate the embedded benchmark under the workdir
   val_path: str = ""        # prepared validation shards (embedded benchmark: its val split)
-  max_prompt_len: int = 512
-  max_answer_len: int = 16
-  num_workers: int = 0
+  max_prompt_len: int = 512   # prompt bucket (tokens, video tokens and <|latent_start|> included)
+  max_answer_len: int = 16    # answer tokens incl. <|im_end|>; longer answers fail naming the example
+  num_workers: int = 0        # Grain worker processes (0 = prefetch threads only)
 
   def __post_init__(self):
     _require(self.max_prompt_len > 0 and self.max_answer_len > 1, "data.max_answer_len",
@@ -144,9 +145,9 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class MeshConfig:
-  data: int = -1
-  fsdp: int = 1
-  tensor: int = 1
+  data: int = -1    # data-parallel axis (batch split, parameters replicated); -1 = the remaining devices
+  fsdp: int = 1     # fully sharded data-parallel axis (batch and parameters split)
+  tensor: int = 1   # tensor-parallel axis (heads, MLP, vocabulary split)
 
   def __post_init__(self):
     sizes = (self.data, self.fsdp, self.tensor)
@@ -156,8 +157,8 @@ class MeshConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-  every_steps: int = 100
-  keep: int = 3
+  every_steps: int = 100    # orbax async save interval
+  keep: int = 3             # checkpoints kept (the latest, or the best with best_metric)
   best_metric: str = ""     # e.g. "val_loss": also keep the `keep` best checkpoints by it; "" = the latest
   best_mode: str = "min"    # "min" or "max"
   export_model: bool = True  # write W/model (a vlatent_jax model checkpoint) when training ends
@@ -209,6 +210,17 @@ def _typed(cls, values: dict[str, Any], prefix: str):
   return cls(**kwargs)
 
 
+def load_config_file(path: str):
+  """An ml_collections config file (configs/*.py) -> its `get_config()` ConfigDict."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+  if spec is None or not os.path.isfile(path):
+    raise FileNotFoundError(f"config file {path!r} not found")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
 def parse(config) -> ExperimentConfig:
   """ConfigDict (or plain dict) -> validated ExperimentConfig; raises ConfigError naming the key."""
   values = config.to_dict() if hasattr(config, "to_dict") else dict(config)
@@ -224,3 +236,26 @@ def model_config(spec: ModelSpec, latent: LatentConfig, base: ModelConfig | None
                       "latent_start_token_id / latent_end_token_id")
   lim = LatentModuleConfig(num_heads=latent.num_heads) if latent.use_lim else None
   return dataclasses.replace(base, latent=lim)
+
+
+SECTIONS = {"model": ModelSpec, "latent": LatentConfig, "optim": OptimConfig, "train": TrainConfig,
+            "data": DataConfig, "mesh": MeshConfig, "checkpoint": CheckpointConfig}
+
+
+def describe() -> str:
+  """Markdown table of every config key with its default and the comment beside it in this file."""
+  import inspect
+  import re
+  lines = ["| key | default | meaning |", "|---|---|---|"]
+  for section, cls in SECTIONS.items():
+    source = inspect.getsource(cls)
+    for field in dataclasses.fields(cls):
+      default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+      found = re.search(rf"^\s+{field.name}: .*?#\s*(.*)$", source, re.M)
+      meaning = (found.group(1) if found else "").replace("|", "\\|")
+      lines.append(f"| `{section}.{field.name}` | `{default!r}` | {meaning} |")
+  return "\n".join(lines)
+
+
+if __name__ == "__main__":
+  print(describe())

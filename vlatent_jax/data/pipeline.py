@@ -25,7 +25,7 @@ cover each epoch. `batch_size` is per process (the global batch is batch_size * 
 
 Static shapes: the prompt axis is one of `prompt_buckets`; videos are laid out per example
 (`vision.per_example_layout`: [B, slices, patches, ...], slices per example bucketed to a power of two,
-slice length to a multiple of 64), so jit compiles at most len(prompt_buckets) x (few vision buckets)
+slice length to a power of two up to 64, then multiples of 64), so jit compiles at most len(prompt_buckets) x (few vision buckets)
 programs and every array splits along the batch over hosts and devices.
 
 Checkpointing: `it = iter(ds)`; `it.get_state()` / `it.set_state(state)` save and resume the exact

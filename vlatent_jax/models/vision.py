@@ -47,6 +47,12 @@ def _bucket(n: int, minimum: int) -> int:
   return max(minimum, 1 << max(0, int(n - 1).bit_length()))
 
 
+def slice_bucket(n: int) -> int:
+  """Patches per slice: a power of two up to 64 (small frames, e.g. 56 px = 16 patches), then multiples
+  of 64, so padding stays small while jit sees few distinct shapes."""
+  return _bucket(n, 16) if n <= 64 else _round_up(n, 64)
+
+
 def vision_layout(pixel_values_videos, video_grid_thw, config: VisionConfig,
                   num_slices: int | None = None, slice_len: int | None = None) -> VisionInputs:
   """Host-side: HF's packed `pixel_values_videos` + `video_grid_thw` -> padded VisionInputs."""
@@ -65,7 +71,7 @@ def vision_layout(pixel_values_videos, video_grid_thw, config: VisionConfig,
   n_slices = int(grid[:, 0].sum())
   max_len = int((grid[:, 1] * grid[:, 2]).max())
   num_slices = num_slices or _bucket(n_slices, 1)
-  slice_len = slice_len or _round_up(max_len, 64)
+  slice_len = slice_len or slice_bucket(max_len)
   if num_slices < n_slices or slice_len < max_len or slice_len % config.merge_unit:
     raise ValueError(f"bucket ({num_slices}, {slice_len}) cannot hold {n_slices} slices of {max_len} patches")
 
@@ -118,7 +124,7 @@ def per_example_layout(pixel_values_videos, video_grid_thw, is_video, config: Vi
   slices = [int(grid[a:z, 0].sum()) for a, z in rows]
   lengths = [int((grid[a:z, 1] * grid[a:z, 2]).max()) for a, z in rows if z > a]
   num_slices = num_slices or _bucket(max(slices), 1)
-  slice_len = slice_len or _round_up(max(lengths, default=1), 64)
+  slice_len = slice_len or slice_bucket(max(lengths, default=1))
   batch = is_video.shape[0]
   patches = np.zeros((batch, num_slices, slice_len, pixels.shape[1]), pixels.dtype)
   positions = np.zeros((batch, num_slices, slice_len, 2), np.int32)

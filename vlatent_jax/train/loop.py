@@ -53,8 +53,9 @@ def _prepare_split(raw: str, split: str, out: str) -> None:
       "--max-pixels", str(EMBEDDED["size"] ** 2)]))
 
 
-def ensure_data(config: ExperimentConfig, workdir: str) -> DataPaths:
-  """Prepared train (and validation) shards, generating + preparing the embedded benchmark if needed."""
+def ensure_data(config: ExperimentConfig, workdir: str, counts: dict[str, int] | None = None) -> DataPaths:
+  """Prepared train (and validation) shards, generating + preparing the embedded benchmark if needed
+  (`counts`: examples per split, default EMBEDDED["counts"])."""
   if config.data.path:
     with open(os.path.join(config.data.path, "spec.json")) as f:
       spec = json.load(f)
@@ -64,7 +65,7 @@ def ensure_data(config: ExperimentConfig, workdir: str) -> DataPaths:
   if jax.process_index() == 0:
     if not os.path.isfile(os.path.join(raw, "benchmark.json")):
       from vlatent_jax.data import synthetic
-      synthetic.generate(raw, seed=0, counts=EMBEDDED["counts"], frames=EMBEDDED["frames"], size=EMBEDDED["size"],
+      synthetic.generate(raw, seed=0, counts=counts or EMBEDDED["counts"], frames=EMBEDDED["frames"], size=EMBEDDED["size"],
                          fps=EMBEDDED["fps"])
     for split, out in shards.items():
       if not os.path.isfile(os.path.join(out, "spec.json")):

@@ -146,10 +146,10 @@ def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description="Train sft / continuous_thought / videolatent on the embedded "
                                           "benchmark and compare them on its test split.")
   p.add_argument("--workdir", required=True)
-  p.add_argument("--steps", type=int, default=200, help="training steps per run (same for every mode)")
+  p.add_argument("--steps", type=int, default=300, help="training steps per run (same for every mode)")
   p.add_argument("--seeds", default="0,1,2")
   p.add_argument("--modes", default=",".join(MODES))
-  p.add_argument("--eval-every", type=int, default=50, help="validation (and checkpoint) interval in steps")
+  p.add_argument("--eval-every", type=int, default=100, help="validation (and checkpoint) interval in steps")
   p.add_argument("--eval-batch-size", type=int, default=50)
   p.add_argument("--learning-rate", type=float, default=None, help="default: configs/tiny.py's")
   p.add_argument("--counts", default="2000,200,400", help="embedded benchmark train,val,test examples")

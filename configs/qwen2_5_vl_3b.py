@@ -2,7 +2,7 @@
 
     python -m vlatent_jax.convert hf-to-jax --hf-dir Qwen2.5-VL-3B-Instruct --out ckpt/qwen2_5_vl_3b
     python -m vlatent_jax.train --config configs/qwen2_5_vl_3b.py --workdir runs/3b \\
-        --config.model.init_from=ckpt/qwen2_5_vl_3b --config.data.path=data/shards
+        --config.model.init_from=ckpt/qwen2_5_vl_3b --config.data.path=data/train --config.data.val_path=data/val
 
 Frames follow Video-R1 (2 fps, at most 16 frames, 128*28*28 pixels per frame in training: set when
 preparing the shards). The vision tower is frozen, compute is bfloat16 with float32 master weights,

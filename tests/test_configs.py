@@ -1,21 +1,17 @@
 """Every file in configs/ loads and validates; bad values fail naming the key before any compute."""
 
-import importlib.util
 import pathlib
 
 import pytest
 
-from vlatent_jax.config import ConfigError, parse
+from vlatent_jax.config import ConfigError, load_config_file, parse
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
 CONFIG_FILES = sorted(CONFIG_DIR.glob("*.py"))
 
 
 def _load(path):
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  return load_config_file(str(path))
 
 
 def test_configs_exist():

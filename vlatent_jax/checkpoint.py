@@ -68,10 +68,11 @@ def _checkpointer() -> ocp.AsyncCheckpointer:
 
 
 def save_checkpoint(path, config: ModelConfig, params: dict, meta: dict | None = None, *,
-                    tokenizer_dir=None, overwrite: bool = False) -> Path:
+                    tokenizer_dir=None, overwrite: bool = False, extra_files: dict[str, dict] | None = None) -> Path:
   """Writes a checkpoint directory atomically; an existing `path` is an error unless `overwrite`.
 
-  Tokenizer / processor files are copied from `tokenizer_dir`, else from meta["source_dir"].
+  Tokenizer / processor files are copied from `tokenizer_dir`, else from meta["source_dir"];
+  `extra_files` ({file name: JSON object}) are written after them, inside the same atomic write.
   """
   meta = dict(meta or {})
   stored_meta = {k: v for k, v in meta.items() if k not in _TRANSIENT_META}
@@ -91,6 +92,8 @@ def save_checkpoint(path, config: ModelConfig, params: dict, meta: dict | None =
       checkpointer.close()
       absl_log.removeFilter(_quiet_ocdbt_notice)
     copy_aux_files(tokenizer_dir or meta.get("source_dir"), tmp)
+    for name, content in (extra_files or {}).items():
+      (tmp / name).write_text(json.dumps(content, indent=2) + "\n")
     (tmp / CONFIG_NAME).write_text(text + "\n")
   return Path(path).absolute()
 

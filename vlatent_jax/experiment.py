@@ -37,7 +37,8 @@ def tiny_config(mode: str, seed: int, steps: int, paths, eval_every: int, learni
     c.optim.learning_rate = learning_rate
   c.train.eval_every_steps = eval_every
   c.train.log_every_steps = max(1, steps // 5)
-  c.data.path, c.data.val_path = paths.train, paths.val
+  if paths is not None:  # None: the embedded benchmark's own location under the workdir
+    c.data.path, c.data.val_path = paths.train, paths.val
   c.checkpoint.every_steps = eval_every
   c.checkpoint.best_metric = "val_loss"
   c.checkpoint.export_model = False
@@ -169,7 +170,7 @@ def main(argv=None) -> dict:
   start = time.perf_counter()
   root = os.path.abspath(a.workdir)
   counts = dict(zip(("train", "val", "test"), (int(n) for n in a.counts.split(","))))
-  paths = ensure_data(tiny_config(modes[0], 0, a.steps, _NoPaths(), a.eval_every), root, counts)
+  paths = ensure_data(tiny_config(modes[0], 0, a.steps, None, a.eval_every), root, counts)
   raw = os.path.join(root, "data", "raw")
   results = []
   for seed in seeds:
@@ -201,10 +202,6 @@ def main(argv=None) -> dict:
   print(text)
   print(f"[experiment] wrote {root}/results.md, results.json, accuracy.png, curves.png")
   return {"table": table, "runs": results}
-
-
-class _NoPaths:
-  train = val = ""
 
 
 if __name__ == "__main__":

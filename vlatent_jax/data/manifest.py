@@ -67,7 +67,7 @@ def _text(obj: dict, key: str) -> str:
   return value.strip()
 
 
-def _options(value: Any) -> list[str] | None:
+def parse_options(value: Any) -> list[str] | None:
   if value is None or value == [] or value == {}:
     return None
   if isinstance(value, dict):  # {"A": "red", "B": "blue"}
@@ -108,7 +108,7 @@ def _video_path(video: str, base_dir: str) -> str:
   return os.path.normpath(os.path.join(base_dir, os.path.expanduser(video)))
 
 
-def _make_row(line: int, row_id: Any, video: str, question: str, answer: str, options: list[str] | None,
+def make_row(line: int, row_id: Any, video: str, question: str, answer: str, options: list[str] | None,
               question_type: str | None, base_dir: str) -> Row:
   if question_type is None:  # infer: options -> multiple choice, number -> numerical, else free-form
     question_type = ("multiple choice" if options else
@@ -129,8 +129,8 @@ def _make_row(line: int, row_id: Any, video: str, question: str, answer: str, op
 
 def from_jsonl(obj: dict, line: int, base_dir: str) -> Row:
   """{"video", "question", "answer", "options"?, "question_type"?, "id"?}."""
-  return _make_row(line, obj.get("id"), _text(obj, "video"), _text(obj, "question"), _text(obj, "answer"),
-                   _options(obj.get("options")), obj.get("question_type"), base_dir)
+  return make_row(line, obj.get("id"), _text(obj, "video"), _text(obj, "question"), _text(obj, "answer"),
+                   parse_options(obj.get("options")), obj.get("question_type"), base_dir)
 
 
 def from_video_r1(obj: dict, line: int, base_dir: str) -> Row:
@@ -141,11 +141,11 @@ def from_video_r1(obj: dict, line: int, base_dir: str) -> Row:
   solution = _text(obj, "solution")
   tagged = _ANSWER_TAG.search(solution)
   answer = (tagged.group(1) if tagged else solution).strip()
-  return _make_row(line, obj.get("problem_id", obj.get("id")), _text(obj, "path"), _text(obj, "problem"), answer,
-                   _options(obj.get("options")), _text(obj, "problem_type"), base_dir)
+  return make_row(line, obj.get("problem_id", obj.get("id")), _text(obj, "path"), _text(obj, "problem"), answer,
+                   parse_options(obj.get("options")), _text(obj, "problem_type"), base_dir)
 
 
-def _split_llava_question(text: str) -> tuple[str, list[str] | None]:
+def split_llava_question(text: str) -> tuple[str, list[str] | None]:
   """'<video>\\nQ?\\nA. x\\nB. y\\nAnswer with the option's letter...' -> ('Q?', ['A. x', 'B. y'])."""
   lines = [l.strip() for l in text.replace("<video>", "").strip().splitlines()]
   options, first = [], None
@@ -172,11 +172,11 @@ def from_llava(obj: dict, line: int, base_dir: str) -> Row:
   reply = next((t for t in turns[human + 1:] if t.get("from") in ("gpt", "assistant")), None)
   if reply is None:
     raise _Bad("no gpt turn after the human turn in 'conversations'")
-  question, options = _split_llava_question(_text(turns[human], "value"))
+  question, options = split_llava_question(_text(turns[human], "value"))
   if not question:
     raise _Bad("empty question in the human turn")
-  options = _options(obj.get("options")) or options
-  return _make_row(line, obj.get("id"), _text(obj, "video"), question, _text(reply, "value"), options,
+  options = parse_options(obj.get("options")) or options
+  return make_row(line, obj.get("id"), _text(obj, "video"), question, _text(reply, "value"), options,
                    obj.get("question_type"), base_dir)
 
 

@@ -38,11 +38,11 @@ from typing import Any
 # Shared with training manifests, so that eval answers normalise exactly as training targets do.
 from vlatent_jax.data.manifest import (
   RowError,
-  _make_row,
-  _options,
-  _split_llava_question,
   from_video_r1,
   iter_objects,
+  make_row,
+  parse_options,
+  split_llava_question,
 )
 
 
@@ -65,7 +65,7 @@ class BadRow(ValueError):
 
 def _question(line, row_id, video, question, answer, options, question_type, category, extra=None) -> Question:
   try:
-    row = _make_row(line, row_id, video, question, str(answer).strip(), options, question_type, "/")
+    row = make_row(line, row_id, video, question, str(answer).strip(), options, question_type, "/")
   except ValueError as e:  # manifest._Bad
     raise BadRow(str(e)) from e
   if not row.question:
@@ -173,7 +173,7 @@ def read_embedded(path: str, split: str = "test"):
 
   def convert(obj, line):
     return _question(line, obj.get("id"), _near(file, _field(obj, "video")), _field(obj, "question"),
-                     _field(obj, "answer"), _options(obj.get("options")), obj.get("question_type"),
+                     _field(obj, "answer"), parse_options(obj.get("options")), obj.get("question_type"),
                      obj.get("task") or obj.get("question_type") or "all")
   return _collect(iter_rows(file), convert)
 
@@ -235,7 +235,7 @@ def read_mvbench(path: str):
       video = _first_existing([os.path.join(root, top, f, name) for f in (*folders, "") for top in ("video", "")])
       bounds = {k: obj[k] for k in ("start", "end") if k in obj}
       return _question(line, f"{task}/{line}", video, _field(obj, "question"), _field(obj, "answer"),
-                       _options(_field(obj, "candidates")), "multiple choice", task, bounds)
+                       parse_options(_field(obj, "candidates")), "multiple choice", task, bounds)
     return convert
   return _read_files(files, for_file)
 
@@ -252,7 +252,7 @@ def read_videomme(path: str):
       video = _with_extension(_near(file, f"{vid}.mp4", "data", "videos"))
       extra = {k: obj[k] for k in ("duration", "domain", "sub_category") if k in obj}
       return _question(line, obj.get("question_id", f"{vid}/{line}"), video, _field(obj, "question"),
-                       _field(obj, "answer"), _options(_field(obj, "options")), "multiple choice",
+                       _field(obj, "answer"), parse_options(_field(obj, "options")), "multiple choice",
                        obj.get("task_type") or obj.get("duration") or "all", extra)
     return convert
   return _read_files(_files(path, r"\.(parquet|json|jsonl)$"), for_file)
@@ -284,7 +284,7 @@ def read_tempcompass(path: str):
   def for_file(file):
     def convert(obj, line):
       vid = str(_field(obj, "video_id"))
-      question, options = _split_llava_question(_field(obj, "question"))
+      question, options = split_llava_question(_field(obj, "question"))
       if not options:
         raise BadRow("no lettered options (A. ..) in the question")
       video = _with_extension(_near(file, f"{vid}.mp4", "videos"))
@@ -308,7 +308,7 @@ def read_vsibench(path: str):
       video = _near(file, f"{_field(obj, 'dataset')}/{_field(obj, 'scene_name')}.mp4")
       mc = kind in VSI_MULTIPLE_CHOICE
       return _question(line, obj.get("id", f"line-{line}"), video, _field(obj, "question"),
-                       _field(obj, "ground_truth"), _options(obj.get("options")) if mc else None,
+                       _field(obj, "ground_truth"), parse_options(obj.get("options")) if mc else None,
                        "multiple choice" if mc else "regression", kind)  # VSI-Bench scores every numeric type by MRA
     return convert
   return _read_files(_files(path, r"\.(parquet|json|jsonl)$"), for_file)
@@ -329,7 +329,7 @@ def read_mmvu(path: str):
       subject = (obj.get("metadata") or {}).get("subject") or "all"
       mc = kind == "multiple-choice"
       return _question(line, obj.get("id", f"line-{line}"), _near(file, _hf_relative(_field(obj, "video"))),
-                       _field(obj, "question"), _field(obj, "answer"), _options(choices) if mc else None,
+                       _field(obj, "question"), _field(obj, "answer"), parse_options(choices) if mc else None,
                        "multiple choice" if mc else "free-form", subject, {"mmvu_type": kind})
     return convert
   return _read_files(_files(path, r"\.(json|jsonl|parquet)$"), for_file)
@@ -354,7 +354,7 @@ def _videommmu_options(value) -> list[str] | None:
       value = ast.literal_eval(value)
     except (ValueError, SyntaxError) as e:
       raise BadRow(f"options {value[:60]!r} is not a list") from e
-  return _options([o for o in (value or []) if str(o).strip()])
+  return parse_options([o for o in (value or []) if str(o).strip()])
 
 
 def read_videommmu(path: str):

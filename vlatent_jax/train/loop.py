@@ -125,17 +125,17 @@ def export_model(path: str, params, model_config: ModelConfig, config: Experimen
   from vlatent_jax.checkpoint import save_checkpoint
   host = jax.tree.map(np.asarray, jax.device_get(nnx.to_pure_dict(params)))
   meta = {"train": {"mode": config.latent.mode, "num_latents": config.latent.steps, "step": step}}
+  extra_files = {}
   spec_path = os.path.join(paths.train, "spec.json")
   if os.path.isfile(spec_path):
     with open(spec_path) as f:
       spec = json.load(f)
     meta["frames"] = {"fps": spec.get("fps"), "max_frames": spec.get("max_frames"),
                       "num_frames": spec.get("num_frames")}
-    meta["processor"] = spec.get("processor")
-  target = save_checkpoint(path, model_config, host, meta, tokenizer_dir=paths.tokenizer, overwrite=True)
-  if meta.get("processor"):  # the processor the shards were made with, in HF's file format
-    with open(os.path.join(target, "video_preprocessor_config.json"), "w") as f:
-      json.dump(meta["processor"], f, indent=2)
+    if spec.get("processor"):  # the processor the shards were made with, in HF's file format
+      extra_files["video_preprocessor_config.json"] = spec["processor"]
+  save_checkpoint(path, model_config, host, meta, tokenizer_dir=paths.tokenizer, overwrite=True,
+                  extra_files=extra_files)
 
 
 def train(config: ExperimentConfig, workdir: str) -> dict:

@@ -149,9 +149,10 @@ def on_the_fly_rates(items: list[dict], mc, video_cfg, args) -> tuple[float, flo
   """examples/s decoding the mp4s: (sequential loop, batch after batch; in Grain exactly like (a))."""
   import grain
 
+  from vlatent_jax.data.curriculum import TargetSchedule
   from vlatent_jax.data.pipeline import DEFAULT_PROMPT_BUCKETS, Collate
 
-  decode, batch_fn = DecodeVideo(video_cfg), Collate(mc, K, MAX_ANSWER, DEFAULT_PROMPT_BUCKETS)
+  decode, batch_fn = DecodeVideo(video_cfg), Collate(mc, TargetSchedule(K), MAX_ANSWER, DEFAULT_PROMPT_BUCKETS)
   cursor = [0]
 
   def next_batch():  # decord read + process_video per example, then collate, in this thread

@@ -110,7 +110,7 @@ def test_batches_are_collate_output_with_static_shapes(data):
 def test_decoded_pixels_are_normalized_stored_patches(data):
   path, recs = data
   blob = records.encode(recs[1])
-  decoded = Decode(VideoProcessorConfig())(blob)
+  decoded = Decode(VideoProcessorConfig())(0, blob)
   assert decoded.id == "ex-1"
   np.testing.assert_array_equal(decoded.example.pixel_values_videos, recs[1]["patches"])  # uint8 until batched
   # (Worker processes normalise after the process boundary; test_worker_processes_... checks they match.)

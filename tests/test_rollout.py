@@ -105,3 +105,38 @@ def test_grad_steps_cut_early_steps_only():
   # With m = 0 no gradient reaches the LIM at all: it only acts inside the latent steps.
   assert gate(g_zero) == 0.0
   assert all(float(jnp.abs(x).max()) == 0 for x in jax.tree.leaves(g_zero["latent"]))
+
+
+def test_unused_latent_slots_equal_a_shorter_rollout():
+  """A row that uses k of the K slots (a curriculum stage) computes exactly the k-step rollout."""
+  module = _model()
+  full, short = _batch(3), _batch(1)
+  mask = jnp.array([[True, False, False], [True, True, True]])
+  out = jax.jit(lambda b: self_forcing_rollout(module, b, num_latents=3, use_lim=True))({**full, "latent_mask": mask})
+  one = jax.jit(lambda b: self_forcing_rollout(module, b, num_latents=1, use_lim=True))(short)
+  three = jax.jit(lambda b: self_forcing_rollout(module, b, num_latents=3, use_lim=True))(full)
+  np.testing.assert_allclose(out.logits[0], one.logits[0], atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(out.latents[0, :1], one.latents[0], atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(out.logits[1], three.logits[1], atol=1e-5, rtol=1e-5)
+
+
+def test_video_attention_is_the_decoders_attention_mass_on_video_tokens():
+  """The diagnostic equals the naive full-sequence attention probabilities summed over video keys."""
+  module = _model()
+  batch = _batch(0)
+  out = jax.jit(lambda b: self_forcing_rollout(module, b, num_latents=0, use_lim=False,
+                                               attention_to_video=True))(batch)
+  llm = module.llm
+  embeds = module.embed_inputs(batch["input_ids"], batch["vision"], batch["feature_index"])
+  answer_in = batch["targets"][:, :-1]
+  seq = jnp.concatenate([embeds, llm.embed(answer_in)], 1)
+  pos = jnp.concatenate([batch["position_ids"], text_positions(batch["next_position"], answer_in.shape[1])], 2)
+  key_valid = jnp.concatenate([batch["attention_mask"], jnp.ones_like(answer_in, bool)], 1)
+  _, _, weights = llm(seq, pos, causal_mask(key_valid, 0, seq.shape[1]), return_weights=True)
+  p = embeds.shape[1]
+  video = jnp.concatenate([batch["feature_index"] >= 0, jnp.zeros_like(answer_in, bool)], 1)
+  # rows p-1 .. end predict the targets; mass on video keys, mean over heads and layers
+  want = np.mean([np.einsum("bnts,bs->bt", np.asarray(w[:, :, p - 1:]), np.asarray(video, np.float32)) / w.shape[1]
+                  for w in weights], axis=0)
+  np.testing.assert_allclose(out.video_attention, want, atol=1e-5)
+  assert float(out.video_attention.min()) > 0  # a fresh model's answers do look at the video

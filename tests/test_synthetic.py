@@ -1,19 +1,25 @@
 """The embedded benchmark: deterministic, balanced, answers recoverable from pixels, evidence at separate moments,
-content that survives h264, and a tokenizer that loads with AutoTokenizer."""
+content that survives h264, rationales and evidence that agree with the pixels, a fixed tokenizer that loads with
+AutoTokenizer, and the processor config the clips are meant for."""
 
 import collections
 import hashlib
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
 
+from vlatent_jax.data import render
 from vlatent_jax.data import synthetic as syn
-from vlatent_jax.data.prompts import OPTION_LETTERS, user_text
+from vlatent_jax.data.preprocess import VideoProcessorConfig, normalize_patches, patchify_uint8
+from vlatent_jax.data.prompts import OPTION_LETTERS, reasoning_texts, user_text
+from vlatent_jax.data.render import Event
 from vlatent_jax.data.video import read_frames, write_mp4
 
 COUNTS = {"train": 24, "val": 12, "test": 12}
@@ -77,6 +83,25 @@ def _quadrant(labels_t, size):
   return syn.QUADRANTS[2 * int(y >= size / 2) + int(x >= size / 2)]
 
 
+def _box_quadrant(labels_t, size, color=None):
+  """Quadrant of the centre of the drawn box (a glyph's pixel mass is off its centre)."""
+  ys, xs = np.nonzero(labels_t != 0 if color is None else labels_t == syn.COLORS.index(color) + 1)
+  return syn.QUADRANTS[2 * int((ys.min() + ys.max()) / 2 >= size / 2) + int((xs.min() + xs.max()) / 2 >= size / 2)]
+
+
+def _read_shape(labels_t, color=None):
+  """square or circle: how much of its bounding box the object fills (a disc fills ~79%)."""
+  mask = labels_t > 0 if color is None else labels_t == syn.COLORS.index(color) + 1
+  ys, xs = np.nonzero(mask)
+  return "square" if mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].mean() > 0.9 else "circle"
+
+
+def _way(labels, color):
+  (y0, x0), (y1, x1) = _centroid(labels[0], color), _centroid(labels[-1], color)
+  dy, dx = y1 - y0, x1 - x0
+  return ("down" if dy > 0 else "up") if abs(dy) > abs(dx) else ("right" if dx > 0 else "left")
+
+
 def _read_digit(labels_t, size):
   ys, xs = np.nonzero(labels_t != 0)  # blended edge pixels (-1) belong to the glyph's box too
   k = max(2, size // 14)
@@ -116,10 +141,7 @@ def _answer_from_pixels(task, video, question, options):
     return OPTION_LETTERS[options.index(next(q for q in syn.QUADRANTS if q not in stays))]
   if task == "direction":
     color = next(c for c in syn.COLORS if f" {c} " in question)
-    (y0, x0), (y1, x1) = _centroid(labels[0], color), _centroid(labels[-1], color)
-    dy, dx = y1 - y0, x1 - x0
-    way = ("down" if dy > 0 else "up") if abs(dy) > abs(dx) else ("right" if dx > 0 else "left")
-    return OPTION_LETTERS[options.index(way)]
+    return OPTION_LETTERS[options.index(_way(labels, color))]
   raise AssertionError(f"no pixel reader for task {task}")
 
 
@@ -180,6 +202,117 @@ def test_content_survives_h264(tmp_path):
     assert (_labels(decoded) == raw).mean() > 0.97, name
 
 
+# ---------------------------------------------------------------------------- scenes, rationales and evidence
+
+Q = syn.QUADRANTS
+HAND_WORKED = [  # task, scene, question, answer, options, steps, evidence
+    ("color_order", [Event("shape", "square", "red", 2, 4, "top-left", "top-left"),
+                     Event("shape", "circle", "blue", 9, 11, "bottom-right", "bottom-right")],
+     "Which colour appeared first?", "B", ["blue", "red", "green", "white"],
+     ["first: red square, frames 2-4", "then: blue circle, frames 9-11"], [[2, 4], [9, 11]]),
+    ("count_events", [Event("shape", "square", "red", 0, 1, "top-left", "top-left"),
+                      Event("shape", "circle", "green", 4, 5, "top-right", "top-right"),
+                      Event("shape", "square", "red", 8, 9, "bottom-left", "bottom-left")],
+     "How many shapes appeared in total?", "3", None,
+     ["1: red square, frames 0-1", "2: green circle, frames 4-5", "3: red square, frames 8-9"],
+     [[0, 1], [4, 5], [8, 9]]),
+    ("sum_digits", [Event("digit", 3, "yellow", 2, 4, "top-right", "top-right"),
+                    Event("digit", 5, "white", 9, 12, "bottom-left", "bottom-left")],
+     "What is the sum of the two digits?", "8", None,
+     ["first digit: 3, frames 2-4", "second digit: 5, frames 9-12", "3 + 5 = 8"], [[2, 4], [9, 12]]),
+    ("unvisited_quadrant", [Event("shape", "square", "green", 0, 15, Q[0], Q[3], ((Q[0], 0, 4), (Q[1], 5, 9),
+                                                                                   (Q[3], 10, 15)))],
+     "Which quadrant does it never visit?", "C", list(Q),
+     ["top-left, frames 0-4", "top-right, frames 5-9", "bottom-right, frames 10-15", "never: bottom-left"],
+     [[0, 4], [5, 9], [10, 15]]),
+    ("final_position", [Event("shape", "circle", "red", 0, 15, Q[0], Q[3], ((Q[0], 0, 4), (Q[1], 5, 9),
+                                                                            (Q[3], 10, 15)))],
+     "In which quadrant does it end?", "D", list(Q),
+     ["top-left, frames 0-4", "slides to top-right, frames 5-9", "slides to bottom-right, frames 10-15"], [[10, 15]]),
+    ("direction", [Event("shape", "circle", "red", 0, 15, Q[0], Q[1], "right"),
+                   Event("shape", "square", "white", 0, 15, Q[3], Q[1], "up")],
+     "Which way does the red circle move?", "B", list(syn.DIRECTIONS),
+     ["red circle: top-left at frame 0", "top-right at frame 15", "moves right"], [[0, 15]]),
+]
+
+
+@pytest.mark.parametrize("task,events,question,answer,options,steps,spans", HAND_WORKED,
+                         ids=[h[0] for h in HAND_WORKED])
+def test_rationale_and_evidence_of_hand_worked_scenes(task, events, question, answer, options, steps, spans):
+  assert syn.rationale(task, events, question, answer, options) == steps
+  assert syn.rationale(task, events[::-1], question, answer, options) == steps  # steps follow time, not report order
+  assert syn.evidence(task, events) == spans
+  wrong = str(int(answer) + 1) if options is None else OPTION_LETTERS[(OPTION_LETTERS.index(answer) + 1) % 4]
+  with pytest.raises(ValueError, match="does not lead to"):
+    syn.rationale(task, events, question, wrong, options)
+  assert reasoning_texts(steps, answer)[0] == f"<think>{'; '.join(steps)}</think><answer>{answer}</answer>"
+
+
+def test_recording_leaves_the_draws_unchanged():
+  for name, fn in syn.TASKS.items():
+    plain = fn(np.random.default_rng(3))
+    with render.recording() as events:
+      recorded = fn(np.random.default_rng(3))
+    np.testing.assert_array_equal(plain[0], recorded[0])
+    assert plain[1:] == recorded[1:] and events and all(isinstance(e, Event) for e in events)
+
+
+def _span_of(step):
+  first, last = re.search(r"frames (\d+)-(\d+)$", step).groups()
+  return int(first), int(last)
+
+
+@pytest.mark.parametrize("frames,size", [(16, 56), (8, 56), (24, 64)])  # (at 32 px a glyph 7 is under 30 px)
+def test_rationales_and_evidence_agree_with_the_pixels(frames, size):
+  """Every fact of every step (colours, shapes, digits, order, counts, quadrants, frames, motion) is read back
+  from the raw frames, and the evidence spans hold the frames the pixel reader answers from."""
+  for name, fn in syn.TASKS.items():
+    for i in range(30 if frames == 16 else 10):
+      with render.recording() as events:
+        video, question, answer, options, _ = fn(np.random.default_rng([9, i]), frames=frames, size=size)
+      steps, spans = syn.rationale(name, events, question, answer, options), syn.evidence(name, events)
+      labels = _labels(video)
+      runs = [(t0, t1 - 1) for t0, t1 in _runs(labels)]
+      if name in ("color_order", "count_events", "sum_digits"):
+        objects = steps[:-1] if name == "sum_digits" else steps
+        assert len(objects) == len(runs) and spans == [list(r) for r in runs]
+        for k, (step, (t0, t1)) in enumerate(zip(objects, runs)):
+          assert _span_of(step) == (t0, t1)
+          if name == "sum_digits":
+            lead, digit = re.fullmatch(r"(first|second) digit: (\d), frames \d+-\d+", step).groups()
+            assert [int(digit)] == _read_digit(labels[t0], size)
+          else:
+            lead, color, shape = re.fullmatch(r"(first|then|\d+): (\w+) (square|circle), frames \d+-\d+", step).groups()
+            assert [color] == _colors_in(labels[t0]) and shape == _read_shape(labels[t0])
+          assert lead == ({"color_order": ("first", "then"), "sum_digits": ("first", "second")}.get(name) or
+                          [str(j) for j in range(1, 6)])[k]
+        if name == "sum_digits":
+          a, b = (_read_digit(labels[t0], size)[0] for t0, _ in runs)
+          assert steps[-1] == f"{a} + {b} = {a + b}"
+      elif name in ("unvisited_quadrant", "final_position"):
+        seen = [_quadrant(lab, size) for lab in labels]
+        stays = steps[:-1] if name == "unvisited_quadrant" else steps
+        parsed = [re.fullmatch(r"(?:slides to )?([a-z]+-[a-z]+), frames (\d+)-(\d+)", st).groups() for st in stays]
+        assert [int(a) for _, a, _ in parsed] == [0] + [int(b) + 1 for _, _, b in parsed[:-1]]  # they tile the clip
+        assert int(parsed[-1][2]) == frames - 1
+        for k, (q, a, b) in enumerate(parsed):
+          rest = int(a) + (min(render.SLIDE_FRAMES, int(b) - int(a)) if name == "final_position" and k else 0)
+          assert set(seen[rest:int(b) + 1]) == {q}, (name, i, steps, seen)
+          assert stays[k].startswith("slides to ") == (name == "final_position" and k > 0)
+        if name == "unvisited_quadrant":
+          assert steps[-1] == f"never: {next(q for q in syn.QUADRANTS if q not in seen)}"
+          assert spans == [[int(a), int(b)] for _, a, b in parsed]
+        else:
+          assert spans == [[int(parsed[-1][1]), frames - 1]]  # the evidence holds the last frame
+      else:
+        color, shape, start = re.fullmatch(r"(\w+) (square|circle): ([a-z]+-[a-z]+) at frame 0", steps[0]).groups()
+        assert f" {color} {shape} " in f" {question} " and _read_shape(labels[0], color) == shape
+        assert start == _box_quadrant(labels[0], size, color)
+        assert steps[1:] == [f"{_box_quadrant(labels[-1], size, color)} at frame {frames - 1}",
+                             f"moves {_way(labels, color)}"]
+        assert spans == [[0, frames - 1]]
+
+
 # ---------------------------------------------------------------------------- tests on a written benchmark
 
 
@@ -196,7 +329,8 @@ def test_benchmark_files(bench):
     assert len(meta["splits"][split]["tasks"]) == len(syn.TASKS)
     for row in rows:
       mc = row["question_type"] == "multiple choice"
-      assert set(row) == {"id", "video", "question", "answer", "question_type", "task"} | ({"options"} if mc else set())
+      assert set(row) == ({"id", "video", "question", "answer", "question_type", "task", "rationale", "evidence"} |
+                          ({"options"} if mc else set()))
       assert row["video"] == f"videos/{row['id']}.mp4" and row["id"].startswith(split)
       assert (row["answer"] in OPTION_LETTERS[:len(row["options"])]) if mc else row["answer"].isdigit()
 
@@ -224,13 +358,16 @@ def test_deterministic_for_a_seed(bench, tmp_path):
   out, _ = bench
   again, other = tmp_path / "again", tmp_path / "other"
   syn.generate(str(again), 0, COUNTS, workers=1)  # serial in-process vs the CLI's 2 workers
-  syn.generate(str(other), 1, COUNTS, workers=1)
+  syn.generate(str(other), 1, {split: n // 2 for split, n in COUNTS.items()}, workers=1)
   for split in COUNTS:
     with open(os.path.join(out, f"{split}.jsonl"), "rb") as a, open(again / f"{split}.jsonl", "rb") as b:
       assert a.read() == b.read()
     assert _rows(other, split) != _rows(out, split)
   with open(os.path.join(out, "benchmark.json")) as a, open(again / "benchmark.json") as b:
     assert a.read() == b.read()
+  for name in os.listdir(os.path.join(out, "tokenizer")):  # the tokenizer depends on neither seed nor counts
+    with open(os.path.join(out, "tokenizer", name), "rb") as a, open(other / "tokenizer" / name, "rb") as b:
+      assert a.read() == b.read(), name
   for row in _rows(out, "test")[:6]:
     a, _ = read_frames(os.path.join(out, row["video"]), fps=8, max_frames=16)
     b, _ = read_frames(str(again / row["video"]), fps=8, max_frames=16)
@@ -249,6 +386,7 @@ def test_duplicate_videos_are_redrawn_or_refused(tmp_path, monkeypatch):
   labels = [_labels(read_frames(str(tmp_path / "ok" / r["video"]), 8, 16)[0])[0, 4, 4] for s in COUNTS
             for r in _rows(tmp_path / "ok", s)]
   assert sorted(labels) == [1, 2, 3, 4]  # all four possible videos, none twice
+  assert not any({"rationale", "evidence"} & set(r) for r in _rows(tmp_path / "ok", "train"))  # no scene recorded
   with pytest.raises(RuntimeError, match="cannot fill"):
     syn.generate(str(tmp_path / "full"), 0, {"train": 5}, workers=1)
 
@@ -268,3 +406,44 @@ def test_tokenizer_loads_and_round_trips(bench):
   prompt = tok.apply_chat_template([{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Hi"}]}],
                                    tokenize=False, add_generation_prompt=True)
   assert "<|video_pad|>" in prompt and prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_reasoning_tags_are_single_plain_tokens(bench):
+  from transformers import AutoTokenizer
+
+  out, summary = bench
+  tok = AutoTokenizer.from_pretrained(summary["tokenizer"])
+  for tag in ("<think>", "</think>", "<answer>", "</answer>"):
+    assert len(tok(tag, add_special_tokens=False)["input_ids"]) == 1 and tag not in tok.all_special_tokens
+  for word in syn.COLORS + syn.SHAPES + ("frames", "frame", "digit", "never", "then", "moves", "top", "bottom"):
+    assert len(tok(" " + word, add_special_tokens=False)["input_ids"]) == 1, word
+  for row in _rows(out, "test"):
+    for text in reasoning_texts(row["rationale"], row["answer"]):
+      ids = tok(text, add_special_tokens=False)["input_ids"]
+      assert tok.decode(ids, skip_special_tokens=True) == text and len(ids) < 60, text
+
+
+def test_processor_config_keeps_frames_and_zeroes_the_background(bench):
+  _, summary = bench
+  with open(os.path.join(summary["tokenizer"], "video_preprocessor_config.json")) as f:
+    raw = json.load(f)
+  assert raw["video_processor_type"] == "Qwen2VLVideoProcessor" and raw["do_rescale"] and raw["do_normalize"]
+  assert raw["size"] == {"shortest_edge": 28 * 28, "longest_edge": 56 * 56}
+  config = VideoProcessorConfig.from_pretrained_dir(summary["tokenizer"])
+  assert (config.patch_size, config.temporal_patch_size, config.merge_size) == (14, 2, 2)
+  assert (config.min_pixels, config.max_pixels) == (28 * 28, 56 * 56) and config.rescale_factor == 1 / 255
+  assert config.image_mean == tuple(c / 255 for c in syn.BACKGROUND) and config.image_std == (0.25, 0.25, 0.25)
+  video = syn.TASKS["direction"](np.random.default_rng(0))[0]
+  patches, grid = patchify_uint8(video, config)
+  assert grid.tolist() == [8, 4, 4]  # 56x56 kept: one merged token per 28x28 quadrant
+  normed = normalize_patches(patches, config)
+  assert (normed[patches == syn.BACKGROUND[0]] == 0).all() and (normed != 0).any()
+
+
+def test_video_digests_list_every_clip(bench):
+  out, _ = bench
+  with open(os.path.join(out, "video_digests.txt")) as f:
+    lines = f.read().splitlines()
+  assert lines == sorted(set(lines)) and len(lines) == sum(COUNTS.values())
+  first = syn._render("color_order", (0, zlib.crc32(b"train"), 0, 0), 16, 56)[0]  # train_00000, first attempt
+  assert syn.digest(first) in lines

@@ -13,10 +13,8 @@ import os
 import typing
 from typing import Any
 
-from vlatent_jax.models.config import (ConfigError, LatentModuleConfig, LLMConfig, ModelConfig, VisionConfig,
-                                       require as _require)
-
-MODES = ("sft", "continuous_thought", "videolatent")
+from vlatent_jax.models.config import (LATENT_MODES, MODES, ConfigError, LatentModuleConfig, LLMConfig, ModelConfig,
+                                       VisionConfig, require as _require)
 ALIGN_TARGETS = ("mean_pool", "attention_pool", "teacher")
 TRAIN_METRICS = ("loss", "answer_loss", "align_loss", "diversity_loss")
 
@@ -44,8 +42,10 @@ class ModelSpec:
 @dataclasses.dataclass(frozen=True)
 class LatentConfig:
   """Latent reasoning. `mode` picks the method; the weights switch objectives off for ablations."""
-  mode: str = "videolatent"       # sft (K = 0) | continuous_thought (h_k fed back) | videolatent (LIM)
+  mode: str = "videolatent"       # sft (K = 0) | continuous_thought (h_k fed back) | videolatent (LIM) | cot (rationale text)
   num_latents: int = 8            # K
+  curriculum: int = 0             # Coconut stages S before the latent-only stage (needs rationales; docs/choices.md); 0 = off
+  latents_per_step: int = 1       # latent steps that replace one rationale step in the curriculum (Coconut's c)
   grad_steps: int = -1            # backpropagate through the last m latent steps; -1 = all
   stop_early: bool = False        # inference: stop latent steps when <|latent_end|> is predicted
   num_heads: int = 8              # LIM cross-attention heads
@@ -60,8 +60,12 @@ class LatentConfig:
   def __post_init__(self):
     _require(self.mode in MODES, "latent.mode", f"{self.mode!r} is not one of {MODES}")
     _require(self.num_latents >= 0, "latent.num_latents", f"must be >= 0, got {self.num_latents}")
-    _require(self.mode == "sft" or self.num_latents > 0, "latent.num_latents",
+    _require(self.mode not in LATENT_MODES or self.num_latents > 0, "latent.num_latents",
              f"mode {self.mode!r} needs at least one latent step")
+    _require(self.curriculum >= 0 and self.latents_per_step > 0, "latent.curriculum",
+             f"needs curriculum >= 0 and latents_per_step > 0, got {self.curriculum}, {self.latents_per_step}")
+    _require(not self.curriculum or self.mode in LATENT_MODES, "latent.curriculum",
+             f"the curriculum replaces rationale steps by latent steps; mode {self.mode!r} has none")
     _require(self.grad_steps >= -1, "latent.grad_steps", f"must be -1 (all) or >= 0, got {self.grad_steps}")
     _require(self.num_heads > 0, "latent.num_heads", f"must be positive, got {self.num_heads}")
     _require(self.align_target in ALIGN_TARGETS, "latent.align_target",
@@ -74,8 +78,13 @@ class LatentConfig:
 
   @property
   def steps(self) -> int:
-    """K actually run: 0 for SFT."""
-    return 0 if self.mode == "sft" else self.num_latents
+    """K run at inference (and in training after the curriculum): 0 without latent steps."""
+    return self.num_latents if self.mode in LATENT_MODES else 0
+
+  @property
+  def uses_rationale(self) -> bool:
+    """Training reads the examples' rationales: cot, and the curriculum's early stages."""
+    return self.mode == "cot" or self.curriculum > 0
 
   @property
   def use_lim(self) -> bool:
@@ -102,9 +111,14 @@ class OptimConfig:
   b2: float = 0.95              # Adam beta2
   clip_norm: float = 1.0        # global gradient-norm clip
   frozen: tuple = ("vision",)  # parameter path prefixes that are not trained (no optimizer state)
+  lr_scale: dict = dataclasses.field(default_factory=dict)  # {path prefix: learning-rate multiplier}, e.g. {"vision": 0.1}
 
   def __post_init__(self):
     object.__setattr__(self, "frozen", tuple(self.frozen))
+    for part, scale in self.lr_scale.items():
+      _require(isinstance(part, str) and part and isinstance(scale, (int, float)) and scale > 0,
+               "optim.lr_scale", f"needs non-empty path prefixes and positive multipliers, got {part!r}: {scale!r}")
+      _require(part not in ("frozen", "trainable"), "optim.lr_scale", f"{part!r} is a reserved label")
     _require(self.learning_rate > 0, "optim.learning_rate", f"must be positive, got {self.learning_rate}")
     _require(self.warmup_steps >= 0, "optim.warmup_steps", f"must be >= 0, got {self.warmup_steps}")
     _require(0 <= self.end_learning_rate_ratio <= 1, "optim.end_learning_rate_ratio", "must be in [0, 1]")
@@ -116,7 +130,7 @@ class TrainConfig:
   steps: int = 100             # total training steps
   seed: int = 0                # parameter init and data shuffling
   batch_size: int = 8          # global batch (over all processes and devices)
-  log_every_steps: int = 10    # plain log line interval when stdout is not a terminal
+  log_every_steps: int = 10    # metrics fetched from the device (and a plain log line off a terminal) every N steps
   eval_every_steps: int = 0   # validation losses every N steps (and at the end); 0 = never
   profile_start_step: int = 0  # first step of a jax.profiler trace window (W/profile); 0 = no trace
   profile_steps: int = 5       # steps in that window

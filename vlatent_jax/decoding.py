@@ -38,9 +38,10 @@ def sample_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: f
 
 def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_tokens: int, temperature: float,
              top_p: float, eos_ids: tuple[int, ...], pad_id: int, num_latents: int = 0, use_lim: bool = False,
-             stop_early: bool = False, latent_end_id: int | None = None,
-             min_new_tokens: int = 0) -> tuple[jax.Array, jax.Array]:
-  """Returns (new tokens [B, max_new_tokens], latent steps taken [B])."""
+             stop_early: bool = False, latent_end_id: int | None = None, min_new_tokens: int = 0,
+             lim_attention: bool = False):
+  """Returns (new tokens [B, max_new_tokens], latent steps taken [B]); with `lim_attention` (videolatent)
+  also the LIM's cross-attention of each latent step over the prompt positions [B, K, S], mean over heads."""
   llm = module.llm
   ids = batch["input_ids"]
   b, s = ids.shape
@@ -54,6 +55,7 @@ def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_
   h = hidden[:, -1]
   next_position = batch["next_position"]
   steps = jnp.zeros((b,), jnp.int32)
+  attention = jnp.zeros((b, k, s), jnp.float32)
 
   if k:
     feature_index = batch.get("feature_index")
@@ -62,7 +64,11 @@ def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_
 
     def latent_step(carry, i):
       h, cache, key_valid, active, steps = carry
-      z = inject(module, h, memory)
+      if lim_attention:
+        z, weights = module.latent(h, memory, return_weights=True)
+        weights = jnp.mean(weights, axis=1)
+      else:
+        z, weights = inject(module, h, memory), None
       index = s + i
       key_valid = key_valid.at[:, index].set(active)
       out, cache = llm(z[:, None].astype(llm.dtype), text_positions(next_position + steps, 1),
@@ -71,10 +77,12 @@ def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_
       steps = steps + active.astype(jnp.int32)
       if stop_early:
         active = active & (jnp.argmax(llm.logits(h), axis=-1) != latent_end_id)
-      return (h, cache, key_valid, active, steps), None
+      return (h, cache, key_valid, active, steps), weights
 
     carry = (h, cache, key_valid, jnp.ones((b,), bool), steps)
-    (h, cache, key_valid, _, steps), _ = jax.lax.scan(latent_step, carry, jnp.arange(k))
+    (h, cache, key_valid, _, steps), weights = jax.lax.scan(latent_step, carry, jnp.arange(k))
+    if lim_attention:
+      attention = jnp.swapaxes(weights, 0, 1)
     index = s + k
     key_valid = key_valid.at[:, index].set(True)
     end = jnp.full((b, 1), latent_end_id, jnp.int32)
@@ -113,4 +121,5 @@ def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_
 
   carry = (first, cache, key_valid, jnp.zeros((b,), bool), rng)
   _, rest = jax.lax.scan(decode_step, carry, jnp.arange(max_new_tokens - 1))
-  return jnp.concatenate([first[:, None], rest.T], axis=1), steps
+  tokens = jnp.concatenate([first[:, None], rest.T], axis=1)
+  return (tokens, steps, attention) if lim_attention else (tokens, steps)

@@ -18,16 +18,15 @@ import numpy as np
 from flax import nnx
 
 from vlatent_jax import decoding
-from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.models.config import LATENT_MODES, MODES, ModelConfig
 from vlatent_jax.models.decoder import causal_mask
 from vlatent_jax.models.rope import rope_index
 from vlatent_jax.models.vision import VisionInputs, per_example_layout, vision_layout
 from vlatent_jax.models.vlm import VideoLM
 
 SEQ_BUCKET = 64
-GENERATION_MODES = ("sft", "videolatent", "continuous_thought", "cot")
 GENERATE_STATIC = ("max_new_tokens", "temperature", "top_p", "num_latents", "use_lim", "stop_early",
-                   "min_new_tokens")
+                   "min_new_tokens", "lim_attention")
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -172,23 +171,26 @@ class Model:
   def generate(self, input_ids, attention_mask=None, pixel_values_videos=None, video_grid_thw=None,
                second_per_grid_ts=None, *, max_new_tokens: int = 32, temperature: float = 0.0,
                top_p: float = 1.0, seed: int = 0, mode: str | None = None, num_latents: int = 8,
-               stop_early: bool = False, cot_tokens: int = 256, return_info: bool = False, **processor_extras):
+               stop_early: bool = False, cot_tokens: int = 256, return_info: bool = False,
+               lim_attention: bool = False, **processor_extras):
     """New token ids [batch, max_new_tokens] (numpy); after an end-of-sequence token rows hold the pad id.
 
     mode: "sft" (plain decoding; greedy equals HF's greedy `generate`), "videolatent" (K = `num_latents`
     latent steps through the latent injection module, then the answer), "continuous_thought" (latent
     steps feeding the hidden state back), or "cot" (explicit chain of thought: at least `cot_tokens`
     text tokens, then the answer; `max_new_tokens` counts beyond them). Default: "videolatent" for a
-    model with a latent module, else "sft". With return_info, also returns {"latent_steps": [B]}.
+    model with a latent module, else "sft". With return_info, also returns {"latent_steps": [B]}, and with
+    `lim_attention` (mode videolatent, one video per row) {"lim_attention": [B, K, T]}: each latent step's
+    LIM attention summed over the video tokens of each temporal slice (mean over heads; NaN past a row's T).
     """
     mode = mode or ("videolatent" if self.config.latent is not None else "sft")
-    if mode not in GENERATION_MODES:
-      raise ValueError(f"mode must be one of {GENERATION_MODES}, got {mode!r}")
+    if mode not in MODES:
+      raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if max_new_tokens < 1:
       raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not (0.0 < top_p <= 1.0) or temperature < 0:
       raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
-    latent = mode in ("videolatent", "continuous_thought")
+    latent = mode in LATENT_MODES
     if latent:
       if self.config.latent_start_token_id is None or self.config.latent_end_token_id is None:
         raise ValueError(f"mode {mode!r} needs <|latent_start|>/<|latent_end|> in the model config")
@@ -200,12 +202,29 @@ class Model:
     prepared = prepare_batch(self.config, input_ids, attention_mask, pixel_values_videos, video_grid_thw,
                              second_per_grid_ts, left_align=True)
     cot = cot_tokens if mode == "cot" else 0
-    tokens, steps = self._generate_fn(
+    lim_attention = bool(lim_attention and mode == "videolatent")
+    out = self._generate_fn(
         self.state, self._device_batch(prepared), jax.random.key(seed), max_new_tokens=max_new_tokens + cot,
         temperature=float(temperature), top_p=float(top_p), num_latents=num_latents if latent else 0,
-        use_lim=mode == "videolatent", stop_early=bool(stop_early and latent), min_new_tokens=cot)
-    tokens = np.asarray(tokens)
-    return (tokens, {"latent_steps": np.asarray(steps)}) if return_info else tokens
+        use_lim=mode == "videolatent", stop_early=bool(stop_early and latent), min_new_tokens=cot,
+        lim_attention=lim_attention)
+    tokens, info = np.asarray(out[0]), {"latent_steps": np.asarray(out[1])}
+    if lim_attention:
+      info["lim_attention"] = _per_slice(np.asarray(out[2]), prepared, video_grid_thw, self.config)
+    return (tokens, info) if return_info else tokens
+
+
+def _per_slice(weights: np.ndarray, prepared: PreparedBatch, video_grid_thw, config: ModelConfig) -> np.ndarray:
+  """[B, K, S] attention over prompt positions -> [B, K, T] summed over each temporal slice's video tokens."""
+  grids = np.asarray(video_grid_thw, np.int64).reshape(-1, 3)
+  is_video = prepared.input_ids == config.video_token_id
+  if len(grids) != weights.shape[0]:
+    raise ValueError("lim_attention needs exactly one video per row")
+  out = np.full(weights.shape[:2] + (int(grids[:, 0].max()),), np.nan, np.float32)
+  for b, (t, h, w) in enumerate(grids.tolist()):
+    positions = np.flatnonzero(is_video[b])  # in (t, h, w) order, as rope_index lays them out
+    out[b, :, :t] = weights[b][:, positions].reshape(weights.shape[1], t, -1).sum(-1)
+  return out
 
 
 def _append_token(input_ids, attention_mask, token: int):

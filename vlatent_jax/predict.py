@@ -36,8 +36,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--fps", type=float, help="frames sampled per second (default: the checkpoint's, else 2)")
   p.add_argument("--max-frames", type=int, help="cap on frames (default: the checkpoint's, else 16)")
   p.add_argument("--num-frames", type=int, help="a fixed number of evenly spaced frames instead of --fps")
-  p.add_argument("--max-new-tokens", type=int, default=harness.DEFAULT_MAX_NEW_TOKENS)
-  p.add_argument("--cot-tokens", type=int, default=256, help="--mode cot: reasoning tokens before the answer")
+  p.add_argument("--max-new-tokens", type=int, help="answer tokens (default: the checkpoint's training target "
+                 f"length, else {harness.DEFAULT_MAX_NEW_TOKENS})")
+  p.add_argument("--cot-tokens", type=int, help="--mode cot: reasoning tokens forced before the answer (default: 0 "
+                 f"for a model trained in mode cot, else {harness.DEFAULT_COT_TOKENS})")
   p.add_argument("--repeats", type=int, default=1, help="timed runs after the first (compiling) call; 0: none")
   p.add_argument("--tokenizer", help="tokenizer folder (default: --ckpt)")
   p.add_argument("--min-pixels", type=int, help="per-frame pixel budget (default: checkpoint / tokenizer folder)")
@@ -57,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   for name in ("num_latents", "max_frames", "num_frames", "max_new_tokens"):
     if getattr(args, name) is not None and getattr(args, name) < 1:
       p.error(f"--{name.replace('_', '-')} must be >= 1")
-  if args.repeats < 0 or args.cot_tokens < 0 or (args.fps is not None and args.fps <= 0):
+  if args.repeats < 0 or (args.cot_tokens or 0) < 0 or (args.fps is not None and args.fps <= 0):
     p.error("--repeats and --cot-tokens must be >= 0, --fps > 0")
   return args
 
@@ -68,6 +70,7 @@ def load_inputs(args):
   model, processor = harness.load(args.ckpt, args.tokenizer, args.min_pixels, args.max_pixels, args.dtype)
   settings = harness.resolve_settings(
       model, args.mode, args.num_latents, {"fps": args.fps, "max_frames": args.max_frames, "num_frames": args.num_frames})
+  settings.update(harness.resolve_budget(model, settings["mode"], args.max_new_tokens, args.cot_tokens))
   t0 = time.perf_counter()
   frames, fps = harness.decode_task((args.video, harness.frame_policy(settings["frames"])))
   return model, processor, settings, frames, fps, time.perf_counter() - t0
@@ -75,8 +78,7 @@ def load_inputs(args):
 
 def predict(args, model, processor, settings, frames, fps, decode_s) -> dict:
   text = chat_prompt(processor.tokenizer, args.question, args.question_type, args.options)
-  gen = {"mode": settings["mode"], "num_latents": settings["num_latents"], "max_new_tokens": args.max_new_tokens,
-         "cot_tokens": args.cot_tokens, "return_info": True}
+  gen = {**{k: settings[k] for k in ("mode", "num_latents", "max_new_tokens", "cot_tokens")}, "return_info": True}
 
   def answer():
     t0 = time.perf_counter()

@@ -30,6 +30,7 @@ class RolloutOutput(NamedTuple):
   logits: jax.Array         # [B,A,V] predictions of batch["targets"]
   latents: jax.Array        # [B,K,D] z_1..z_K, the injected latent embeddings
   prompt_embeds: jax.Array  # [B,P,D] prompt embeddings with video features in place
+  video_attention: jax.Array | None = None  # [B,A] attention mass on video tokens behind each prediction
 
 
 def video_memory(module: VideoLM, prompt_embeds: jax.Array, video_mask: jax.Array, use_lim: bool):
@@ -42,36 +43,57 @@ def inject(module: VideoLM, hidden: jax.Array, memory) -> jax.Array:
   return hidden if memory is None else module.latent(hidden, memory)
 
 
+def _video_mass(weights, video_keys: jax.Array) -> jax.Array:
+  """Per-layer probabilities [B,N,T,S] -> attention mass on video keys [B,T], mean over layers and heads."""
+  return jnp.mean(jnp.stack([jnp.einsum("bnts,bs->bt", w, video_keys) / w.shape[1] for w in weights]), axis=0)
+
+
 def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents: int, use_lim: bool,
-                         grad_steps: int | None = None) -> RolloutOutput:
-  """One differentiable rollout. `grad_steps` = m backpropagates through the last m latent steps only."""
+                         grad_steps: int | None = None, attention_to_video: bool = False) -> RolloutOutput:
+  """One differentiable rollout. `grad_steps` = m backpropagates through the last m latent steps only.
+
+  batch["latent_mask"] [B,K] (default: all) marks the latent slots each example uses; an unused slot is
+  left out of the cache and does not advance positions, so an example with k active slots computes
+  exactly what a k-step rollout computes. `attention_to_video` also returns, for every prediction, the
+  attention mass its query puts on the video tokens (a diagnostic of how much answers use the video).
+  """
   llm = module.llm
   ids, targets = batch["input_ids"], batch["targets"]
   b, p = ids.shape
   k_steps, a = num_latents, targets.shape[1]
   max_len = p + k_steps + a - 1
-  key_valid = jnp.ones((b, max_len), bool).at[:, :p].set(batch["attention_mask"])
+  active = batch.get("latent_mask")
+  active = jnp.ones((b, k_steps), bool) if active is None else active.astype(bool)
+  key_valid = jnp.ones((b, max_len), bool).at[:, :p].set(batch["attention_mask"]).at[:, p:p + k_steps].set(active)
+  offsets = jnp.cumsum(active, axis=1) - active  # latent k's position offset: active slots before it
   cache = KVCache.empty(llm.config, b, max_len, llm.dtype)
 
   embeds = module.embed_inputs(ids, batch.get("vision"), batch.get("feature_index"))
   feature_index = batch.get("feature_index")
   video_mask = jnp.zeros((b, p), bool) if feature_index is None else feature_index >= 0
-  hidden, cache = llm(embeds, batch["position_ids"], causal_mask(key_valid, 0, p), cache, 0)
+  video_keys = jnp.zeros((b, max_len), jnp.float32).at[:, :p].set(video_mask)
+  prefill = llm(embeds, batch["position_ids"], causal_mask(key_valid, 0, p), cache, 0,
+                return_weights=attention_to_video)
+  hidden, cache = prefill[:2]
   h = hidden[:, -1]
   memory = video_memory(module, embeds, video_mask, use_lim)
 
-  def step(carry, k):
+  def step(carry, xs):
     h, cache = carry
+    k, on, offset = xs
     z = inject(module, h, memory)
     index = p + k
-    out, cache = llm(z[:, None], text_positions(batch["next_position"] + k, 1),
+    out, cache = llm(z[:, None], text_positions(batch["next_position"] + offset, 1),
                      causal_mask(key_valid, index, 1), cache, index)
-    return (out[:, 0], cache), z
+    return (jnp.where(on[:, None], out[:, 0], h), cache), z
+
+  def scan(carry, lo, hi):
+    return jax.lax.scan(step, carry, (jnp.arange(lo, hi), active[:, lo:hi].T, offsets[:, lo:hi].T))
 
   m = k_steps if grad_steps is None else min(grad_steps, k_steps)
   latents = []
   if k_steps - m > 0:
-    (h, cache), early = jax.lax.scan(step, (h, cache), jnp.arange(k_steps - m))
+    (h, cache), early = scan((h, cache), 0, k_steps - m)
     # Cut the early steps out of the backward pass: their outputs and the cache slots they wrote.
     h, early = jax.lax.stop_gradient(h), jax.lax.stop_gradient(early)
     region = (jnp.arange(max_len) >= p) & (jnp.arange(max_len) < p + k_steps - m)
@@ -79,14 +101,19 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
     cache = KVCache(*[tuple(jnp.where(region, jax.lax.stop_gradient(c), c) for c in part) for part in cache])
     latents.append(early)
   if m > 0:
-    (h, cache), late = jax.lax.scan(step, (h, cache), jnp.arange(k_steps - m, k_steps))
+    (h, cache), late = scan((h, cache), k_steps - m, k_steps)
     latents.append(late)
   latents = (jnp.concatenate(latents, axis=0) if latents
              else jnp.zeros((0, b, hidden.shape[-1]), hidden.dtype))
 
   # Teacher-forced answer against the cache; h (h_K, or the prompt's last state) predicts targets[0].
-  answer_hidden, _ = llm(llm.embed(targets[:, :-1]),
-                         text_positions(batch["next_position"] + k_steps, a - 1),
-                         causal_mask(key_valid, p + k_steps, a - 1), cache, p + k_steps)
+  answer_start = batch["next_position"] + jnp.sum(active, axis=1)
+  answer = llm(llm.embed(targets[:, :-1]), text_positions(answer_start, a - 1),
+               causal_mask(key_valid, p + k_steps, a - 1), cache, p + k_steps, return_weights=attention_to_video)
+  answer_hidden = answer[0]
   logits = llm.logits(jnp.concatenate([h[:, None].astype(answer_hidden.dtype), answer_hidden], axis=1))
-  return RolloutOutput(logits, jnp.swapaxes(latents, 0, 1), embeds)
+  attention = None
+  if attention_to_video:  # targets[0] is predicted by the prompt's last query (for K > 0: <|latent_end|>, unused)
+    attention = jnp.concatenate([_video_mass([w[:, :, -1:] for w in prefill[2]], video_keys),
+                                 _video_mass(answer[2], video_keys)], axis=1)
+  return RolloutOutput(logits, jnp.swapaxes(latents, 0, 1), embeds, attention)

@@ -15,8 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from vlatent_jax.models.decoder import causal_mask, text_positions
-from vlatent_jax.models.layers import MASK_VALUE, rotate_half
-from vlatent_jax.models.rope import mrope_cos_sin
 
 
 def segment_weights(video_positions: np.ndarray, slice_ids: np.ndarray, num_slices: int, num_latents: int,
@@ -47,34 +45,20 @@ def answer_attention(module, batch, prompt_embeds: jax.Array) -> jax.Array:
   """Attention of answer tokens over prompt positions in a teacher-forced plain pass: [B,P], stop-gradient.
 
   The plain pass is prompt + answer with no latents (what the SFT model would see); we read the
-  last decoder layer's attention probabilities, averaged over heads and answer tokens.
+  last decoder layer's attention probabilities (the decoder's own, `return_weights`), averaged over
+  heads and answer tokens.
   """
   llm = module.llm
-  cfg = llm.config
   p = prompt_embeds.shape[1]
   answer = batch["answer_ids"]
   embeds = jnp.concatenate([prompt_embeds, llm.embed(answer)], 1)
   positions = jnp.concatenate([batch["position_ids"], text_positions(batch["next_position"], answer.shape[1])], 2)
   key_valid = jnp.concatenate([batch["attention_mask"], batch["answer_mask"] > 0], 1)
-  mask = causal_mask(key_valid, 0, embeds.shape[1])
-  cos, sin = mrope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, cfg.mrope_section, llm.dtype)
-  x = embeds.astype(llm.dtype)
-  for layer in llm.layers[:-1]:
-    x, _ = layer(x, cos, sin, mask)
-  last = llm.layers[-1]
-  h = last.input_layernorm(x)
-  b, s, _ = h.shape
-  q = last.self_attn.q_proj(h).reshape(b, s, cfg.num_attention_heads, cfg.head_dim)
-  k = last.self_attn.k_proj(h).reshape(b, s, cfg.num_key_value_heads, cfg.head_dim)
-  c, sn = cos[:, :, None, :], sin[:, :, None, :]
-  q, k = q * c + rotate_half(q) * sn, k * c + rotate_half(k) * sn
-  k = jnp.repeat(k, cfg.num_attention_heads // cfg.num_key_value_heads, axis=2)
-  scores = jnp.einsum("BTNH,BSNH->BNTS", q[:, p:], k, preferred_element_type=jnp.float32) * cfg.head_dim ** -0.5
-  scores = jnp.where(mask[:, None, p:, :], scores, MASK_VALUE)
-  probs = jax.nn.softmax(scores, axis=-1)[..., :p]  # answer queries over prompt keys
+  _, _, weights = llm(embeds, positions, causal_mask(key_valid, 0, embeds.shape[1]), return_weights=True)
+  probs = weights[-1][:, :, p:, :p]  # answer queries over prompt keys [B,N,A,P]
   answer_w = (batch["answer_mask"] > 0).astype(jnp.float32)
   relevance = jnp.einsum("bnts,bt->bs", probs, answer_w) / jnp.maximum(answer_w.sum(-1, keepdims=True), 1.0)
-  return jax.lax.stop_gradient(relevance / cfg.num_attention_heads)
+  return jax.lax.stop_gradient(relevance / probs.shape[1])
 
 
 def attention_weighted(weights: jax.Array, relevance: jax.Array) -> jax.Array:

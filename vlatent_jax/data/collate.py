@@ -5,7 +5,8 @@ ending with the assistant header), the answer tokens (ending with <|im_end|>)
 and its processed video(s). The batch lays out the rollout's inputs:
 
     input_ids   prompt (+ <|latent_start|> when K > 0), left-aligned to a bucketed length
-    targets     (<|latent_end|> when K > 0) + answer, right-padded to a fixed length
+    targets     (<|latent_end|> when K > 0) + answer (or a rationale + answer), right-padded to a fixed length
+    latent_mask [B,K] which of the K latent slots each example uses (a curriculum stage may use fewer)
     align_weights  [B,K,P] mean-pooling weights of each latent's temporal video segment
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vlatent_jax.data.curriculum import ExamplePlan
 from vlatent_jax.inference import prepare_batch
 from vlatent_jax.models.config import ModelConfig
 from vlatent_jax.models.vision import VisionInputs
@@ -29,12 +31,32 @@ class Example:
   pixel_values_videos: np.ndarray | None = None  # [N, patch_dim]
   video_grid_thw: np.ndarray | None = None       # [V, 3]
   second_per_grid_ts: np.ndarray | None = None   # [V]
+  reasoning_ids: list[list[int]] | None = None   # targets after dropping the first s rationale steps, s = 0..n
+
+  @property
+  def rationale_steps(self) -> int:
+    return len(self.reasoning_ids) - 1 if self.reasoning_ids else 0
+
+  def target_ids(self, drop: int | None) -> list[int]:
+    """The answer (drop None), or the rationale target with its first `drop` steps dropped."""
+    if drop is None:
+      return list(self.answer_ids)
+    if not self.reasoning_ids:
+      raise ValueError("this example has no rationale (cot and latent.curriculum need manifests with 'rationale')")
+    return list(self.reasoning_ids[min(drop, len(self.reasoning_ids) - 1)])
 
 
 def collate(examples: list[Example], config: ModelConfig, *, num_latents: int, max_answer_len: int,
-            prompt_len: int | None = None) -> dict[str, Any]:
-  """Builds the batch dict consumed by `train.step` (numpy; device placement is the caller's)."""
+            prompt_len: int | None = None, plans: list[ExamplePlan] | None = None) -> dict[str, Any]:
+  """Builds the batch dict consumed by `train.step` (numpy; device placement is the caller's).
+
+  `plans` (one per example, `curriculum.TargetSchedule.plan`): its latent steps (<= num_latents slots) and
+  target; default: every slot and the plain answer.
+  """
   k = num_latents
+  plans = plans or [ExamplePlan(k, None)] * len(examples)
+  if any(plan.num_latents > k for plan in plans):
+    raise ValueError(f"a plan uses more latent steps than the batch's {k} slots")
   if k > 0 and (config.latent_start_token_id is None or config.latent_end_token_id is None):
     raise ValueError("latent steps need <|latent_start|>/<|latent_end|> token ids in the model config")
   batch_size = len(examples)
@@ -46,13 +68,14 @@ def collate(examples: list[Example], config: ModelConfig, *, num_latents: int, m
   mask = np.zeros_like(ids)
   answers = np.zeros((batch_size, max_answer_len), np.int32)
   answer_mask = np.zeros((batch_size, max_answer_len), np.float32)
-  for i, e in enumerate(examples):
+  for i, (e, plan) in enumerate(zip(examples, plans)):
     prompt = list(e.prompt_ids) + ([config.latent_start_token_id] if k else [])
     ids[i, :len(prompt)], mask[i, :len(prompt)] = prompt, 1
-    if len(e.answer_ids) > max_answer_len:
-      raise ValueError(f"example {i}: answer of {len(e.answer_ids)} tokens exceeds {max_answer_len}")
-    answers[i, :len(e.answer_ids)] = e.answer_ids
-    answer_mask[i, :len(e.answer_ids)] = 1.0
+    target = e.target_ids(plan.drop)
+    if len(target) > max_answer_len:
+      raise ValueError(f"example {i}: target of {len(target)} tokens exceeds {max_answer_len}")
+    answers[i, :len(target)] = target
+    answer_mask[i, :len(target)] = 1.0
 
   with_video = [e for e in examples if e.pixel_values_videos is not None]
   pixels = np.concatenate([e.pixel_values_videos for e in with_video]) if with_video else None
@@ -68,10 +91,11 @@ def collate(examples: list[Example], config: ModelConfig, *, num_latents: int, m
   else:
     targets, target_mask = answers, answer_mask
 
+  latent_mask = np.arange(k)[None, :] < np.array([plan.num_latents for plan in plans])[:, None]
   align = np.zeros((batch_size, k, prepared.input_ids.shape[1]), np.float32)
   merge = config.vision.merge_unit
-  for i, e in enumerate(examples):
-    if e.pixel_values_videos is None or not k:
+  for i, (e, plan) in enumerate(zip(examples, plans)):
+    if e.pixel_values_videos is None or not plan.num_latents:
       continue
     grid = np.asarray(e.video_grid_thw).reshape(-1, 3)
     slice_ids, offset = [], 0
@@ -79,12 +103,13 @@ def collate(examples: list[Example], config: ModelConfig, *, num_latents: int, m
       slice_ids.append(np.repeat(np.arange(t) + offset, h * w // merge))
       offset += t
     positions = np.nonzero(prepared.feature_index[i] >= 0)[0]
-    align[i] = segment_weights(positions, np.concatenate(slice_ids), offset, k, align.shape[-1])
+    align[i, :plan.num_latents] = segment_weights(positions, np.concatenate(slice_ids), offset, plan.num_latents,
+                                                  align.shape[-1])
 
   batch = {"input_ids": prepared.input_ids, "attention_mask": prepared.attention_mask,
            "position_ids": prepared.position_ids, "next_position": prepared.next_position,
            "targets": targets.astype(np.int32), "target_mask": target_mask,
-           "answer_ids": answers, "answer_mask": answer_mask, "align_weights": align}
+           "answer_ids": answers, "answer_mask": answer_mask, "latent_mask": latent_mask, "align_weights": align}
   if prepared.vision is not None:
     batch["vision"] = prepared.vision
     batch["feature_index"] = prepared.feature_index

@@ -2,8 +2,9 @@
 
 One small adapter per format, picked per row by its keys or forced with `fmt`:
 
-    jsonl     {"video", "question", "answer", "options"?, "question_type"?, "id"?}
-    video_r1  {"problem", "problem_type", "options", "data_type", "path", "solution": "<answer>B</answer>"}
+    jsonl     {"video", "question", "answer", "options"?, "question_type"?, "id"?, "rationale"?: [steps]}
+    video_r1  {"problem", "problem_type", "options", "data_type", "path", "solution": "<answer>B</answer>",
+               "process"?: "<think>...</think>" (Video-R1-CoT's rationale)}
     llava     {"id", "video", "conversations": [{"from": "human", "value": "<video>\\n..."},
                                                 {"from": "gpt", "value": "..."}]}
 
@@ -29,6 +30,7 @@ FORMATS = ("jsonl", "video_r1", "llava")
 _LETTERED = re.compile(r"^\(?([A-J])\s*[.):]\s*(.*)$", re.DOTALL)       # "A. red", "(B) blue", "C: x"
 _LETTER_ANSWER = re.compile(r"^\(?([A-J])\)?(?:[.):,]|\s|$)")          # "B", "B.", "(B)", "B. blue"
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_THINK_TAG = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 # Instructions some LLaVA-style rows carry; prompts.py adds its own per question type.
 _INSTRUCTION = re.compile(r"^(answer|please (answer|respond|select)|respond|select|choose)\b.*"
@@ -44,6 +46,7 @@ class Row:
   answer: str                   # option letter for multiple choice, number text for numerical / regression
   options: list[str] | None
   question_type: str
+  rationale: list[str] | None = None  # reasoning steps before the answer (cot / latent curriculum training)
 
 
 class RowError(NamedTuple):
@@ -79,6 +82,18 @@ def parse_options(value: Any) -> list[str] | None:
   return [str(o).strip() for o in value]
 
 
+def parse_rationale(value: Any) -> list[str] | None:
+  """A list of step strings, or one text (Video-R1-CoT's "<think>...</think>") as a single step."""
+  if value is None or value == [] or value == "":
+    return None
+  if isinstance(value, str):
+    tagged = _THINK_TAG.search(value)
+    value = [(tagged.group(1) if tagged else value).strip()]
+  if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+    raise _Bad("field 'rationale' must be a list of non-empty strings")
+  return [v.strip() for v in value]
+
+
 def _option_text(option: str, letter: str) -> str:
   m = _LETTERED.match(option)
   return m.group(2).strip() if m and m.group(1) == letter else option
@@ -109,7 +124,7 @@ def _video_path(video: str, base_dir: str) -> str:
 
 
 def make_row(line: int, row_id: Any, video: str, question: str, answer: str, options: list[str] | None,
-              question_type: str | None, base_dir: str) -> Row:
+              question_type: str | None, base_dir: str, rationale: list[str] | None = None) -> Row:
   if question_type is None:  # infer: options -> multiple choice, number -> numerical, else free-form
     question_type = ("multiple choice" if options else
                      "numerical" if _NUMBER.match(answer.strip().rstrip(".").replace(",", "")) else "free-form")
@@ -124,13 +139,14 @@ def make_row(line: int, row_id: Any, video: str, question: str, answer: str, opt
   elif not answer:
     raise _Bad("empty answer")
   return Row(line, str(row_id) if row_id is not None else f"line-{line}", _video_path(video, base_dir),
-             question, answer, options if question_type == "multiple choice" else None, question_type)
+             question, answer, options if question_type == "multiple choice" else None, question_type, rationale)
 
 
 def from_jsonl(obj: dict, line: int, base_dir: str) -> Row:
-  """{"video", "question", "answer", "options"?, "question_type"?, "id"?}."""
+  """{"video", "question", "answer", "options"?, "question_type"?, "id"?, "rationale"?}."""
   return make_row(line, obj.get("id"), _text(obj, "video"), _text(obj, "question"), _text(obj, "answer"),
-                   parse_options(obj.get("options")), obj.get("question_type"), base_dir)
+                   parse_options(obj.get("options")), obj.get("question_type"), base_dir,
+                   parse_rationale(obj.get("rationale")))
 
 
 def from_video_r1(obj: dict, line: int, base_dir: str) -> Row:
@@ -142,7 +158,8 @@ def from_video_r1(obj: dict, line: int, base_dir: str) -> Row:
   tagged = _ANSWER_TAG.search(solution)
   answer = (tagged.group(1) if tagged else solution).strip()
   return make_row(line, obj.get("problem_id", obj.get("id")), _text(obj, "path"), _text(obj, "problem"), answer,
-                   parse_options(obj.get("options")), _text(obj, "problem_type"), base_dir)
+                   parse_options(obj.get("options")), _text(obj, "problem_type"), base_dir,
+                   parse_rationale(obj.get("process")))
 
 
 def split_llava_question(text: str) -> tuple[str, list[str] | None]:

@@ -7,8 +7,10 @@ one ArrayRecord record (`records.py`: uint8 patches + token ids), and this modul
       .seed(seed).shuffle()                  one global permutation, redrawn every epoch
       .repeat(num_epochs)                    None = endless stream (batches may straddle epochs)
       [process_index::process_count]         each JAX process reads a disjoint slice of that stream
-      .map(decode)                           record -> collate.Example holding the stored uint8 patches
-      .batch(batch_size, batch_fn=collate)   padded to the smallest prompt bucket that fits
+      .map_with_index(decode)                record -> collate.Example holding the stored uint8 patches
+      .batch(batch_size, batch_fn=collate)   padded to the smallest prompt bucket that fits; the batch's
+                                             position in the stream (= its training step) picks its latent
+                                             steps and targets (`curriculum.TargetSchedule`)
       .to_iter_dataset(ReadOptions)          threaded, ordered prefetch
       .mp_prefetch(num_workers)              optional worker processes (same batches, same order)
       .map(normalize)                        vision patches -> float32 (normalize_patches), valid rows only
@@ -48,6 +50,7 @@ import numpy as np
 
 from vlatent_jax.data import records
 from vlatent_jax.data.collate import Example, collate
+from vlatent_jax.data.curriculum import TargetSchedule
 from vlatent_jax.data.preprocess import VideoProcessorConfig, normalize_patches
 from vlatent_jax.models.config import ModelConfig
 
@@ -83,9 +86,10 @@ def dataset_size(data_dir: str) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class DecodedExample:
-  """One decoded record: the collate input plus its id (for error messages)."""
+  """One decoded record: the collate input, its id (for error messages) and its position in the stream."""
   id: str
   example: Example
+  position: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +97,7 @@ class Decode:
   """Record bytes -> DecodedExample with the stored uint8 patches. Module-level: workers unpickle it."""
   processor: VideoProcessorConfig
 
-  def __call__(self, blob: bytes) -> DecodedExample:
+  def __call__(self, position: int, blob: bytes) -> DecodedExample:
     r = records.decode(blob)
     meta = r.get("meta") or {}
     patches = np.asarray(r["patches"], np.uint8)
@@ -105,8 +109,9 @@ class Decode:
         prompt_ids=np.asarray(r["prompt_ids"]).tolist(), answer_ids=np.asarray(r["answer_ids"]).tolist(),
         pixel_values_videos=pixels,
         video_grid_thw=None if pixels is None else np.asarray(r["video_grid_thw"], np.int64).reshape(-1, 3),
-        second_per_grid_ts=None if pixels is None else np.asarray(r["second_per_grid_ts"], np.float32).reshape(-1))
-    return DecodedExample(str(meta.get("id", meta.get("line", "?"))), example)
+        second_per_grid_ts=None if pixels is None else np.asarray(r["second_per_grid_ts"], np.float32).reshape(-1),
+        reasoning_ids=[np.asarray(ids).tolist() for ids in r["reasoning_ids"]] if r.get("reasoning_ids") else None)
+    return DecodedExample(str(meta.get("id", meta.get("line", "?"))), example, position)
 
 
 def prompt_bucket(lengths: Sequence[int], ids: Sequence[str], buckets: Sequence[int]) -> int:
@@ -121,22 +126,36 @@ def prompt_bucket(lengths: Sequence[int], ids: Sequence[str], buckets: Sequence[
 
 @dataclasses.dataclass(frozen=True)
 class Collate:
-  """Batch function: DecodedExamples -> `collate` batch at a bucketed prompt length."""
+  """Batch function: DecodedExamples -> `collate` batch at a bucketed prompt length.
+
+  The schedule's plan for the batch's training step (`batch_size` items per step; None = always the last
+  curriculum stage, as validation wants) picks each example's latent steps and target.
+  """
   model_config: ModelConfig
-  num_latents: int
+  schedule: TargetSchedule
   max_answer_len: int
   prompt_buckets: tuple
+  batch_size: int | None = None
 
   def __call__(self, items: Sequence[DecodedExample]) -> dict[str, Any]:
     ids = [it.id for it in items]
+    step = None if self.batch_size is None else items[0].position // self.batch_size
+    plans = []
     for it in items:
-      if len(it.example.answer_ids) > self.max_answer_len:
-        raise ValueError(f"example {it.id!r}: answer of {len(it.example.answer_ids)} tokens exceeds "
+      plan = self.schedule.plan(step, it.example.rationale_steps)
+      if plan.drop is not None and not it.example.reasoning_ids:
+        raise ValueError(f"example {it.id!r} has no rationale: cot and latent.curriculum need manifests whose "
+                         "rows carry 'rationale'")
+      target = it.example.target_ids(plan.drop)
+      if len(target) > self.max_answer_len:
+        raise ValueError(f"example {it.id!r}: target of {len(target)} tokens exceeds "
                          f"max_answer_len={self.max_answer_len}")
-    lengths = [len(it.example.prompt_ids) + (1 if self.num_latents else 0) for it in items]
+      plans.append(plan)
+    k = self.schedule.num_latents
+    lengths = [len(it.example.prompt_ids) + (1 if k else 0) for it in items]
     seq = prompt_bucket(lengths, ids, self.prompt_buckets)
-    return collate([it.example for it in items], self.model_config, num_latents=self.num_latents,
-                   max_answer_len=self.max_answer_len, prompt_len=seq)
+    return collate([it.example for it in items], self.model_config, num_latents=k,
+                   max_answer_len=self.max_answer_len, prompt_len=seq, plans=plans)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,8 +180,9 @@ def _ensure_absl_flags_parsed() -> None:
     flags.FLAGS.mark_as_parsed()
 
 
-def make_dataset(data_dir: str, *, model_config: ModelConfig, num_latents: int, batch_size: int,
-                 max_answer_len: int, seed: int, shuffle: bool = True, num_epochs: int | None = None,
+def make_dataset(data_dir: str, *, model_config: ModelConfig, num_latents: int | None = None, batch_size: int,
+                 max_answer_len: int, seed: int, schedule: TargetSchedule | None = None, final_stage: bool = False,
+                 shuffle: bool = True, num_epochs: int | None = None,
                  process_index: int | None = None, process_count: int | None = None, num_workers: int = 0,
                  prompt_buckets: Sequence[int] = DEFAULT_PROMPT_BUCKETS, drop_remainder: bool = True,
                  read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
@@ -170,8 +190,13 @@ def make_dataset(data_dir: str, *, model_config: ModelConfig, num_latents: int, 
 
   batch_size is per process. num_epochs=None repeats forever. process_index/count default to
   jax.process_index()/process_count(). read_options default to 2 threads and 4 prefetched batches
-  (a batch of real videos is large: keep the buffer small).
+  (a batch of real videos is large: keep the buffer small). `schedule` picks latent steps and targets
+  per training step (default: `num_latents` slots and the plain answer); `final_stage` holds it at its
+  last stage (validation).
   """
+  if (schedule is None) == (num_latents is None):
+    raise ValueError("pass exactly one of num_latents and schedule")
+  schedule = schedule or TargetSchedule(num_latents=num_latents)
   if batch_size <= 0:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
   if not prompt_buckets or min(prompt_buckets) <= 0:
@@ -192,9 +217,10 @@ def make_dataset(data_dir: str, *, model_config: ModelConfig, num_latents: int, 
     ds = ds.seed(seed).shuffle()
   ds = ds.repeat(num_epochs)
   ds = ds[process_index::process_count]
-  ds = ds.map(Decode(processor))
+  ds = ds.map_with_index(Decode(processor))
   ds = ds.batch(batch_size, drop_remainder=drop_remainder,
-                batch_fn=Collate(model_config, num_latents, max_answer_len, tuple(sorted(prompt_buckets))))
+                batch_fn=Collate(model_config, schedule, max_answer_len, tuple(sorted(prompt_buckets)),
+                                 None if final_stage else batch_size))
   if num_workers == 0:
     ds = ds.map(Normalize(processor))  # in the prefetch threads
   ds = ds.to_iter_dataset(read_options or grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))

@@ -37,7 +37,7 @@ import numpy as np
 
 from vlatent_jax.data import manifest as manifest_lib
 from vlatent_jax.data import preprocess, video
-from vlatent_jax.data.prompts import chat_prompt
+from vlatent_jax.data.prompts import chat_prompt, reasoning_texts
 
 VIDEO_TOKEN, END_TOKEN = "<|video_pad|>", "<|im_end|>"
 SPEC_VERSION = 1
@@ -99,6 +99,12 @@ class PromptBuilder:
 
   def answer_ids(self, answer: str) -> np.ndarray:
     return np.asarray(self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.end_id], np.int32)
+
+  def reasoning_ids(self, row: manifest_lib.Row) -> list[np.ndarray] | None:
+    """Targets with the first s rationale steps dropped, s = 0..n (`prompts.reasoning_texts`); None without one."""
+    if not row.rationale:
+      return None
+    return [self.answer_ids(text) for text in reasoning_texts(row.rationale, row.answer)]
 
 
 def _sha256(path: str) -> str:
@@ -214,15 +220,22 @@ def _write_shards(args, out, todo, names, fingerprint, config, policy, builder) 
         current = k
         writer = ArrayRecordWriter(os.path.join(out, names[k] + ".tmp"), "group_size:1")
         summary = {"fingerprint": fingerprint, "shard": names[k], "count": 0, "skipped": [], "fallbacks": [],
+                   "max_lengths": {"prompt": 0, "answer": 0, "reasoning": 0},
                    "question_types": {}, "lines": [todo[k][0].line, todo[k][-1].line]}
       if ok:
         try:
           record = {"patches": value["patches"], "video_grid_thw": value["grid"][None],
                     "second_per_grid_ts": [config.temporal_patch_size / value["fps"]],
                     "prompt_ids": builder.prompt_ids(row, value["grid"]), "answer_ids": builder.answer_ids(row.answer),
+                    "reasoning_ids": builder.reasoning_ids(row),
                     "meta": {"id": row.id, "line": row.line, "video": row.video, "question": row.question,
                              "answer": row.answer, "options": row.options, "question_type": row.question_type}}
           writer.write(records.encode(record))
+          lengths = summary["max_lengths"]  # what a training config must fit (data.max_prompt_len / max_answer_len)
+          lengths["prompt"] = max(lengths["prompt"], len(record["prompt_ids"]))
+          lengths["answer"] = max(lengths["answer"], len(record["answer_ids"]))
+          if record["reasoning_ids"]:
+            lengths["reasoning"] = max(lengths["reasoning"], len(record["reasoning_ids"][0]))
         except ValueError as e:
           ok, value = False, ("error", f"cannot build the example: {e}")
       if ok:
@@ -288,7 +301,9 @@ def prepare(args) -> dict:
       "frame_policy": (f"{policy.num_frames} frames evenly spaced" if policy.num_frames else
                        f"{policy.fps:g} fps, at most {policy.max_frames} frames"),
       "shards": [{"path": name, "count": m["count"]} for name, m in zip(names, summaries)],
-      "num_records": written}
+      "num_records": written,
+      "max_lengths": {k: max((m.get("max_lengths", {}).get(k, 0) for m in summaries), default=0)
+                      for k in ("prompt", "answer", "reasoning")}}
   _write_json(os.path.join(out, "spec.json"), spec)
   _write_json(os.path.join(out, "report.json"), report)
   return report

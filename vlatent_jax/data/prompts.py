@@ -43,3 +43,22 @@ def chat_prompt(tokenizer, question: str, question_type: str, options: list[str]
       {"type": "text", "text": user_text(question, question_type, options)}]
   return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                        add_generation_prompt=True)
+
+
+# Explicit reasoning (the `cot` mode and the latent curriculum), Video-R1's output format.
+THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
+STEP_SEPARATOR = "; "
+
+
+def reasoning_texts(steps: list[str], answer: str) -> list[str]:
+  """The target text after the first s rationale steps are dropped, for s = 0 .. len(steps).
+
+  s = 0 is the full chain of thought `<think>step 1; step 2</think><answer>A</answer>`; a curriculum
+  stage that replaces the first s steps by latent steps trains on text s; the last one keeps only
+  `<answer>A</answer>`. Answers stay extractable by Video-R1's `<answer>` pattern at every stage.
+  """
+  if any(not isinstance(s, str) or not s.strip() for s in steps):
+    raise ValueError(f"rationale steps must be non-empty strings, got {steps!r}")
+  tail = f"{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+  return [(f"{THINK_OPEN}{STEP_SEPARATOR.join(s.strip() for s in steps[k:])}{THINK_CLOSE}" if k < len(steps) else "")
+          + tail for k in range(len(steps) + 1)]

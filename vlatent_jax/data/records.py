@@ -9,6 +9,8 @@ and nothing is ever unpickled. Fields:
     prompt_ids        int32 [L]           chat prompt, video placeholders expanded, ends with the assistant header
     answer_ids        int32 [A]           answer tokens, ends with the end-of-turn token
     meta              dict                id, line, video, question, answer, options, question_type (JSON types)
+    reasoning_ids     [int32 [R_s]]       optional: the target after s rationale steps are dropped, s = 0..n
+                                          (`prompts.reasoning_texts` + end-of-turn), for cot / curriculum training
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def encode(record: dict[str, Any]) -> bytes:
       "answer_ids": np.asarray(record["answer_ids"], np.int32),
       "meta": dict(record["meta"]),
   }
+  if record.get("reasoning_ids") is not None:
+    body["reasoning_ids"] = [np.asarray(ids, np.int32) for ids in record["reasoning_ids"]]
   return serialization.msgpack_serialize(body)
 
 

@@ -7,10 +7,10 @@ latents must gather what happened at time t1 and at time t2 and combine it. So
 most tasks here put the evidence in separate moments that never share a frame,
 and two are single-moment baselines where latent steps should help little.
 
-Videos are numpy renderings (filled squares / discs, or digits drawn as scaled
-3x5 pixel glyphs, in five well-separated colours on a plain dark background),
-by default 16 frames of 56x56 at 8 fps (2 s), written as h264 mp4. Events last
-2-4 frames, so read every frame (`read_frames(path, fps=8, max_frames=16)`);
+Videos are numpy renderings (`render.py`: filled squares / discs, or digits drawn
+as scaled 3x5 pixel glyphs, in five well-separated colours on a plain dark
+background), by default 16 frames of 56x56 at 8 fps (2 s), written as h264 mp4.
+Events last 2-4 frames, so read every frame (`read_frames(path, fps=8, max_frames=16)`);
 the usual 2 fps sampling would skip them.
 
 Tasks (E = how many separate moments hold the evidence):
@@ -26,6 +26,13 @@ its own stream `np.random.default_rng((seed, crc32(split), index, attempt))`, so
 a seed gives byte-identical manifests and splits never share a stream; a video
 equal to one already drawn (in any split) is redrawn with the next attempt.
 
+Each task reports the objects it drew (`render.recording`), from which every row
+gets a `rationale` (short reasoning steps for the cot mode, written from the
+ground truth: `rationale()`) and its `evidence` (the frame spans that hold the
+answer: `evidence()`). The tokenizer is trained on a fixed corpus of its own
+(`tokenizer_corpus()`), so it does not depend on the seed or the counts, and the
+tokenizer folder holds the video processor config these clips are meant for.
+
     python -m vlatent_jax.data.synthetic --out DIR --seed 0 [--train 2000 --val 200 --test 400]
 """
 
@@ -33,125 +40,82 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import hashlib
 import itertools
 import json
 import multiprocessing
 import os
+import re
 import time
 import zlib
 
 import numpy as np
 
-from vlatent_jax.data.prompts import OPTION_LETTERS, user_text
-from vlatent_jax.data.tokenizer import train_tokenizer
+from vlatent_jax.data import render
+from vlatent_jax.data.prompts import OPTION_LETTERS, QUESTION_TYPES, reasoning_texts, user_text
+from vlatent_jax.data.render import (  # noqa: F401  (tasks draw with these; callers import the public ones here)
+    BACKGROUND,
+    COLORS,
+    DIRECTIONS,
+    GLYPHS,
+    PALETTE,
+    QUADRANTS,
+    SHAPES,
+    STEPS,
+    Event,
+    _anywhere,
+    _blank,
+    _color,
+    _draw,
+    _durations,
+    _glyph,
+    _in_quadrant,
+    _mask,
+    _overlap,
+    _schedule,
+    _shape,
+    _side,
+    _stays,
+    quadrant_at,
+    record,
+    stays_of,
+)
+from vlatent_jax.data.tokenizer import REASONING_TOKENS, train_tokenizer
 from vlatent_jax.data.video import write_mp4
 
-BACKGROUND = (24, 24, 24)
-PALETTE = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 255),
-           "yellow": (240, 220, 40), "white": (240, 240, 240)}
-COLORS = tuple(PALETTE)
-SHAPES = ("square", "circle")
-QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")  # index = 2 * row + col
-DIRECTIONS = ("left", "right", "up", "down")
-_STEPS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
-_GLYPH_ROWS = ("111 101 101 101 111", "010 110 010 010 111", "111 001 111 100 111", "111 001 111 001 111",
-               "101 101 111 001 001", "111 100 111 001 111", "111 100 111 101 111", "111 001 001 001 001",
-               "111 101 111 101 111", "111 101 111 001 111")
-GLYPHS = {d: np.array([[c == "1" for c in row] for row in rows.split()]) for d, rows in enumerate(_GLYPH_ROWS)}
 SPLITS = ("train", "val", "test")
 DEFAULT_COUNTS = {"train": 2000, "val": 200, "test": 400}
 MC, NUM = "multiple choice", "numerical"
 MAX_ATTEMPTS = 100  # redraws of a duplicate video before giving up
+TOKENIZER_CLIPS = 200  # clips per task behind the tokenizer's fixed corpus
+DIGESTS_FILE = "video_digests.txt"
+PROCESSOR_FILE = "video_preprocessor_config.json"
+_TAGS = re.compile("|".join(map(re.escape, REASONING_TOKENS)))
+DESCRIBE_ANY = "Describe the video."  # stands in for any question in the corpus's template lines
 
 
-# ---------------------------------------------------------------------------- drawing
+# ---------------------------------------------------------------------------- options and scenes
 
 
-def _blank(frames: int, size: int) -> np.ndarray:
-  return np.broadcast_to(np.array(BACKGROUND, np.uint8), (frames, size, size, 3)).copy()
-
-
-def _side(size: int) -> int:
-  """Object side in pixels: even, ~22% of the frame (12 px at 56), large enough to survive h264."""
-  return max(8, round(size * 0.11) * 2)
-
-
-def _mask(shape: str, s: int) -> np.ndarray:
-  if shape == "square":
-    return np.ones((s, s), bool)
-  yy, xx = np.mgrid[:s, :s] + 0.5 - s / 2
-  return yy**2 + xx**2 <= (s / 2) ** 2
-
-
-def _glyph(digit: int, size: int) -> np.ndarray:
-  k = max(2, size // 14)  # 3x5 glyph -> 3k x 5k pixels (12x20 at 56)
-  return np.repeat(np.repeat(GLYPHS[digit], k, 0), k, 1)
-
-
-def _draw(video: np.ndarray, t0: int, t1: int, mask: np.ndarray, color: str, y: int, x: int) -> None:
-  h, w = mask.shape
-  video[t0:t1, y:y + h, x:x + w][:, mask] = PALETTE[color]
-
-
-def _anywhere(rng, size: int, h: int, w: int) -> tuple[int, int]:
-  return int(rng.integers(1, size - h)), int(rng.integers(1, size - w))
-
-
-def _in_quadrant(rng, q: int, size: int, s: int) -> tuple[int, int]:
-  half = size // 2
-  return (q // 2) * half + int(rng.integers(1, half - s)), (q % 2) * half + int(rng.integers(1, half - s))
-
-
-def _overlap(a: tuple[int, int], b: tuple[int, int], s: int, margin: int = 2) -> bool:
-  return abs(a[0] - b[0]) < s + margin and abs(a[1] - b[1]) < s + margin
-
-
-def _shape(rng) -> str:
-  return SHAPES[int(rng.integers(len(SHAPES)))]
-
-
-def _color(rng) -> str:
-  return COLORS[int(rng.integers(len(COLORS)))]
-
-
-# ---------------------------------------------------------------------------- timing and options
-
-
-def _schedule(rng, frames: int, durations: list[int], min_gap: int) -> list[tuple[int, int]]:
-  """Frame spans [t0, t1) for events in order, separated by at least `min_gap` blank frames."""
-  slack = frames - sum(durations) - (len(durations) - 1) * min_gap
-  if slack < 0:
-    raise ValueError(f"{frames} frames cannot hold events of {durations} frames with gaps of {min_gap}")
-  cuts = np.sort(rng.integers(0, slack + 1, size=len(durations)))
-  extra = np.diff(np.concatenate([[0], cuts, [slack]]))
-  spans, t = [], int(extra[0])
-  for i, d in enumerate(durations):
-    spans.append((t, t + int(d)))
-    t += int(d) + min_gap + int(extra[i + 1])
-  return spans
-
-
-def _durations(rng, frames: int, lo: int, hi: int, gap: int, n: int = 2) -> list[int]:
-  """n event lengths in [lo, hi], shortened where a short clip could not hold them with their gaps."""
-  hi = min(hi, (frames - gap * (n - 1)) // n)
-  return rng.integers(min(lo, hi), hi + 1, size=n).tolist()
-
-
-def _stays(rng, frames: int, n: int, min_len: int) -> list[int]:
-  """Boundaries 0 = b_0 < ... < b_n = frames cutting the clip into n stays of >= min_len frames."""
-  bounds = [0]
-  for i in range(1, n):
-    bounds.append(int(rng.integers(bounds[-1] + min_len, frames - (n - i) * min_len + 1)))
-  return bounds + [frames]
-
-
-def _mc(rng, answer: str, distractors: list[str]) -> tuple[list[str], str]:
+def mc_options(rng, answer: str, distractors: list[str]) -> tuple[list[str], str]:
   """Distractors shuffled, the answer inserted at a uniform position; returns (options, letter)."""
   options = [distractors[i] for i in rng.permutation(len(distractors))]
   pos = int(rng.integers(len(options) + 1))
   options.insert(pos, answer)
   return options, OPTION_LETTERS[pos]
+
+
+def _still(kind: str, what, color: str, t0: int, t1: int, y: int, x: int, mask: np.ndarray, size: int) -> None:
+  """Records an object shown unmoved over frames [t0, t1)."""
+  q = quadrant_at(y, x, *mask.shape, size)
+  record(Event(kind, what, color, t0, t1 - 1, q, q))
+
+
+def _visits(shape: str, color: str, path: list[int], bounds: list[int]) -> None:
+  """Records an object that stays in the quadrants `path` in turn, cut at frames `bounds`."""
+  stays = stays_of(path, bounds)
+  record(Event("shape", shape, color, 0, bounds[-1] - 1, stays[0][0], stays[-1][0], stays))
 
 
 # ---------------------------------------------------------------------------- tasks
@@ -164,8 +128,11 @@ def color_order(rng, frames: int = 16, size: int = 56):
   video, s = _blank(frames, size), _side(size)
   first, second, *unseen = (COLORS[i] for i in rng.permutation(len(COLORS)))
   for color, (t0, t1) in zip((first, second), _schedule(rng, frames, _durations(rng, frames, 2, 4, 2), 2)):
-    _draw(video, t0, t1, _mask(_shape(rng), s), color, *_anywhere(rng, size, s, s))
-  options, letter = _mc(rng, first, [second] + unseen[:2])
+    shape = _shape(rng)
+    mask, (y, x) = _mask(shape, s), _anywhere(rng, size, s, s)
+    _draw(video, t0, t1, mask, color, y, x)
+    _still("shape", shape, color, t0, t1, y, x, mask, size)
+  options, letter = mc_options(rng, first, [second] + unseen[:2])
   return video, "Two shapes flash one after the other. Which colour appeared first?", letter, options, MC
 
 
@@ -180,7 +147,10 @@ def count_events(rng, frames: int = 16, size: int = 56):
     pos = _anywhere(rng, size, s, s)
     while prev is not None and _overlap(pos, prev, s):
       pos = _anywhere(rng, size, s, s)
-    _draw(video, t0, t1, _mask(_shape(rng), s), _color(rng), *pos)
+    shape, color = _shape(rng), _color(rng)
+    mask = _mask(shape, s)
+    _draw(video, t0, t1, mask, color, *pos)
+    _still("shape", shape, color, t0, t1, *pos, mask, size)
     prev = pos
   return video, "Shapes appear one at a time and then vanish. How many shapes appeared in total?", str(n), None, NUM
 
@@ -193,8 +163,10 @@ def sum_digits(rng, frames: int = 16, size: int = 56):
   total = int(rng.integers(0, 19))
   first = int(rng.integers(max(0, total - 9), min(9, total) + 1))
   for digit, (t0, t1) in zip((first, total - first), _schedule(rng, frames, _durations(rng, frames, 3, 4, 2), 2)):
-    mask = _glyph(digit, size)
-    _draw(video, t0, t1, mask, _color(rng), *_anywhere(rng, size, *mask.shape))
+    mask, color = _glyph(digit, size), _color(rng)
+    y, x = _anywhere(rng, size, *mask.shape)
+    _draw(video, t0, t1, mask, color, y, x)
+    _still("digit", digit, color, t0, t1, y, x, mask, size)
   return video, "Two digits are shown one after the other. What is the sum of the two digits?", str(total), None, NUM
 
 
@@ -207,6 +179,7 @@ def unvisited_quadrant(rng, frames: int = 16, size: int = 56):
   bounds = _stays(rng, frames, 3, max(2, min(3, frames // 3)))
   for q, t0, t1 in zip(order[:3], bounds[:-1], bounds[1:]):
     _draw(video, t0, t1, _mask(shape, s), color, *_in_quadrant(rng, int(q), size, s))
+  _visits(shape, color, [int(q) for q in order[:3]], bounds)
   question = f"The {color} {shape} jumps between quadrants of the frame. Which quadrant does it never visit?"
   return video, question, OPTION_LETTERS[int(order[3])], list(QUADRANTS), MC
 
@@ -224,12 +197,13 @@ def final_position(rng, frames: int = 16, size: int = 56):
   mask, prev = _mask(shape, s), None
   for q, t0, t1 in zip(path, bounds[:-1], bounds[1:]):
     pos = _in_quadrant(rng, q, size, s)
-    slide = 0 if prev is None else min(2, t1 - t0 - 1)  # the first frames of a stay slide in from prev
+    slide = 0 if prev is None else min(render.SLIDE_FRAMES, t1 - t0 - 1)  # the stay's first frames slide in
     for j in range(slide):
       f = (j + 1) / (slide + 1)
       _draw(video, t0 + j, t0 + j + 1, mask, color, *(round(a + f * (b - a)) for a, b in zip(prev, pos)))
     _draw(video, t0 + slide, t1, mask, color, *pos)
     prev = pos
+  _visits(shape, color, path, bounds)
   question = f"The {color} {shape} slides between quadrants of the frame. In which quadrant does it end?"
   return video, question, OPTION_LETTERS[path[-1]], list(QUADRANTS), MC
 
@@ -244,7 +218,7 @@ def direction(rng, frames: int = 16, size: int = 56):
   dirs = rng.permutation(4)[:2]
 
   def track(d):
-    dy, dx = _STEPS[DIRECTIONS[int(d)]]
+    dy, dx = STEPS[DIRECTIONS[int(d)]]
     lo = [1 + travel if v < 0 else 1 for v in (dy, dx)]
     hi = [size - s - 1 - (travel if v > 0 else 0) for v in (dy, dx)]
     y0, x0 = (int(rng.integers(a, b + 1)) for a, b in zip(lo, hi))
@@ -261,12 +235,136 @@ def direction(rng, frames: int = 16, size: int = 56):
   for t, (a, b) in enumerate(zip(first, second)):
     _draw(video, t, t + 1, _mask(shapes[0], s), target, *a)
     _draw(video, t, t + 1, _mask(shapes[1], s), other, *b)
+  for color, shape, way, path in ((target, shapes[0], dirs[0], first), (other, shapes[1], dirs[1], second)):
+    record(Event("shape", shape, color, 0, frames - 1, quadrant_at(*path[0], s, s, size),
+                 quadrant_at(*path[-1], s, s, size), DIRECTIONS[int(way)]))
   question = f"Which way does the {target} {shapes[0]} move?"
   return video, question, OPTION_LETTERS[int(dirs[0])], list(DIRECTIONS), MC
 
 
 TASKS = {f.__name__: f for f in (color_order, count_events, sum_digits, unvisited_quadrant, final_position,
                                  direction)}
+_BUILTIN_TASKS = dict(TASKS)  # the tokenizer corpus always uses these (tests may monkeypatch TASKS)
+
+
+# ---------------------------------------------------------------------------- rationales and evidence
+
+
+def _frames(first: int, last: int) -> str:
+  return f"frames {first}-{last}"
+
+
+def noun(event: Event) -> str:
+  """'red square', 'yellow digit 7'."""
+  return f"{event.color} {event.what}" if event.kind == "shape" else f"{event.color} digit {event.what}"
+
+
+def _chosen(answer: str, options: list[str] | None) -> str:
+  return options[OPTION_LETTERS.index(answer)]
+
+
+def rationale(task: str, events: list[Event], question: str, answer: str, options: list[str] | None = None
+              ) -> list[str]:
+  """The reasoning steps from the recorded scene to the answer, short (decoding pays for every token):
+
+      color_order         first: red square, frames 2-4 | then: blue circle, frames 9-11
+      count_events        1: red square, frames 0-1 | 2: green circle, frames 4-5 | ...
+      sum_digits          first digit: 3, frames 2-4 | second digit: 5, frames 9-12 | 3 + 5 = 8
+      unvisited_quadrant  top-left, frames 0-4 | top-right, frames 5-9 | bottom-right, frames 10-15 | never: bottom-left
+      final_position      top-left, frames 0-4 | slides to top-right, frames 5-9 | ...
+      direction           red circle: top-left at frame 0 | top-right at frame 15 | moves right
+
+  The option letter itself is not a step (`prompts.reasoning_texts` appends the answer). Raises ValueError
+  when the scene does not lead to `answer`, so a rationale never argues for another answer.
+  """
+  events = sorted(events, key=lambda e: e.first)  # time order (stable: direction's objects keep theirs)
+  if task == "color_order":
+    a, b = events
+    steps = [f"first: {noun(a)}, {_frames(a.first, a.last)}", f"then: {noun(b)}, {_frames(b.first, b.last)}"]
+    ok = _chosen(answer, options) == a.color
+  elif task == "count_events":
+    steps = [f"{k}: {noun(e)}, {_frames(e.first, e.last)}" for k, e in enumerate(events, 1)]
+    ok = str(len(events)) == answer
+  elif task == "sum_digits":
+    a, b = events
+    steps = [f"first digit: {a.what}, {_frames(a.first, a.last)}",
+             f"second digit: {b.what}, {_frames(b.first, b.last)}", f"{a.what} + {b.what} = {a.what + b.what}"]
+    ok = str(a.what + b.what) == answer
+  elif task == "unvisited_quadrant":
+    (e,) = events
+    never = [q for q in QUADRANTS if q not in {q for q, _, _ in e.motion}]
+    steps = [f"{q}, {_frames(t0, t1)}" for q, t0, t1 in e.motion] + [f"never: {never[0]}"]
+    ok = never == [_chosen(answer, options)]
+  elif task == "final_position":
+    (e,) = events
+    steps = [f"{'slides to ' if k else ''}{q}, {_frames(t0, t1)}" for k, (q, t0, t1) in enumerate(e.motion)]
+    ok = e.end == _chosen(answer, options)
+  elif task == "direction":
+    e = next(e for e in events if f" {noun(e)} " in f" {question} ")
+    steps = [f"{noun(e)}: {e.start} at frame {e.first}", f"{e.end} at frame {e.last}", f"moves {e.motion}"]
+    ok = e.motion == _chosen(answer, options)
+  else:
+    raise ValueError(f"no rationale for task {task!r}")
+  if not ok:
+    raise ValueError(f"{task}: the recorded scene {events} does not lead to answer {answer!r} ({options})")
+  return steps
+
+
+def evidence(task: str, events: list[Event]) -> list[list[int]]:
+  """Frame spans [first, last] (inclusive) that hold the evidence of the answer, in time order."""
+  events = sorted(events, key=lambda e: e.first)
+  if task in ("color_order", "count_events", "sum_digits"):
+    return [[e.first, e.last] for e in events]
+  if task == "unvisited_quadrant":
+    return [[t0, t1] for _, t0, t1 in events[0].motion]
+  if task == "final_position":
+    return [list(events[0].motion[-1][1:])]
+  if task == "direction":
+    return [[min(e.first for e in events), max(e.last for e in events)]]
+  raise ValueError(f"no evidence spans for task {task!r}")
+
+
+# ---------------------------------------------------------------------------- tokenizer and processor
+
+
+@functools.cache
+def tokenizer_corpus() -> tuple[str, ...]:
+  """Everything ever tokenized for this benchmark, from a fixed stream of clips that are never written: the
+  questions, options, answers and prompts of every task, their cot targets, the stage-1 descriptions and
+  perception questions, the chat template's words and the numbers 0-100. Independent of seed and counts."""
+  from vlatent_jax.data import pretrain_corpus  # it builds on this module's tasks: import when needed
+
+  texts = [str(n) for n in range(101)] + [user_text(DESCRIBE_ANY, t, ["A"]) for t in QUESTION_TYPES]
+  for name, fn in _BUILTIN_TASKS.items():
+    for i in range(TOKENIZER_CLIPS):
+      rng = np.random.default_rng((0, zlib.crc32(b"tokenizer"), zlib.crc32(name.encode()), i))
+      with render.recording() as events:
+        _, question, answer, options, qtype = fn(rng)
+      targets = reasoning_texts(rationale(name, events, question, answer, options), answer)  # every stage
+      texts += ["user\n", question, *(options or []), user_text(question, qtype, options), "\nassistant\n",
+                *(piece for t in targets for piece in _TAGS.split(t))]  # a tag is one token: BPE sees the rest
+      for q, a, opts, t, _ in pretrain_corpus.all_questions(name, events, rng):
+        texts += ["user\n", user_text(q, t, opts), "\nassistant\n", a]
+  return tuple(texts)
+
+
+def processor_config(size: int) -> dict:
+  """Hugging Face video processor config for these clips: frames keep their size (28 px multiples), the dark
+  background normalises to exactly 0 and the palette to about +-3."""
+  pixels = size * size
+  return {"video_processor_type": "Qwen2VLVideoProcessor", "patch_size": 14, "temporal_patch_size": 2,
+          "merge_size": 2, "min_pixels": 28 * 28, "max_pixels": pixels,
+          "size": {"shortest_edge": 28 * 28, "longest_edge": pixels}, "do_resize": True, "resample": 3,
+          "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+          "image_mean": [c / 255 for c in BACKGROUND], "image_std": [0.25, 0.25, 0.25], "do_convert_rgb": True}
+
+
+def write_tokenizer(tok_dir: str, size: int = 56, vocab_size: int = 512):
+  """The benchmark's tokenizer (fixed corpus, `<think>`/`<answer>` tags as plain tokens) and processor config."""
+  tokenizer = train_tokenizer(tokenizer_corpus(), tok_dir, vocab_size=vocab_size, added_tokens=REASONING_TOKENS)
+  with open(os.path.join(tok_dir, PROCESSOR_FILE), "w") as f:
+    json.dump(processor_config(size), f, indent=2)
+  return tokenizer
 
 
 # ---------------------------------------------------------------------------- writing a benchmark
@@ -281,16 +379,32 @@ def _encode(job) -> None:
   write_mp4(_render(task, key, frames, size)[0], path, fps)
 
 
+def digest(video: np.ndarray) -> str:
+  """The identity of a rendered clip (sha1 of its raw uint8 bytes), as listed in video_digests.txt."""
+  return hashlib.sha1(np.ascontiguousarray(video, np.uint8).tobytes()).hexdigest()
+
+
+def read_digests(path: str) -> set[str]:
+  """A video_digests.txt file (or a folder holding one) -> its set of digests."""
+  if os.path.isdir(path):
+    path = os.path.join(path, DIGESTS_FILE)
+  with open(path) as f:
+    return {line.strip() for line in f if line.strip()}
+
+
 def generate(out_dir: str, seed: int, counts: dict[str, int] | None = None, frames: int = 16, size: int = 56,
-             fps: int = 8, workers: int | None = None, vocab_size: int = 512) -> dict:
-  """Writes videos/, <split>.jsonl, tokenizer/ and benchmark.json under `out_dir`; returns a summary."""
+             fps: int = 8, workers: int | None = None, vocab_size: int = 512, tasks: list[str] | None = None) -> dict:
+  """Writes videos/, <split>.jsonl, video_digests.txt, tokenizer/ and benchmark.json under `out_dir`; returns
+  a summary. `tasks`: a subset of TASKS (default all), taken in turn."""
   if size < 32 or size % 2 or frames < 8 or seed < 0:
     raise ValueError(f"need an even size >= 32, frames >= 8 and seed >= 0; got {size=}, {frames=}, {seed=}")
   start = time.time()
   counts = dict(DEFAULT_COUNTS if counts is None else counts)
   order = sorted(counts, key=lambda k: (SPLITS.index(k) if k in SPLITS else len(SPLITS), k))
   os.makedirs(os.path.join(out_dir, "videos"), exist_ok=True)
-  names, seen, jobs, rows = list(TASKS), set(), [], {}
+  names, seen, jobs, rows = list(tasks or TASKS), set(), [], {}
+  if unknown := [t for t in names if t not in TASKS]:
+    raise ValueError(f"unknown tasks {unknown}; choose from {list(TASKS)}")
   for split in order:
     rows[split] = []
     for i in range(counts[split]):
@@ -299,16 +413,20 @@ def generate(out_dir: str, seed: int, counts: dict[str, int] | None = None, fram
         if attempt == MAX_ATTEMPTS:
           raise RuntimeError(f"task {task!r} drew {attempt} videos already used; it cannot fill {split}[{i}]")
         key = (seed, zlib.crc32(split.encode()), i, attempt)
-        video, question, answer, options, qtype = _render(task, key, frames, size)
-        digest = hashlib.sha1(video.tobytes()).digest()
-        if digest not in seen:
+        with render.recording() as events:
+          video, question, answer, options, qtype = _render(task, key, frames, size)
+        video_digest = digest(video)
+        if video_digest not in seen:
           break
-      seen.add(digest)
+      seen.add(video_digest)
       ex_id = f"{split}_{i:05d}"
       row = {"id": ex_id, "video": f"videos/{ex_id}.mp4", "question": question, "answer": answer}
       if options is not None:
         row["options"] = options
-      rows[split].append({**row, "question_type": qtype, "task": task})
+      row.update(question_type=qtype, task=task)
+      if events:  # tasks that report no scene (e.g. stand-ins in tests) get no supervision beyond the answer
+        row.update(rationale=rationale(task, events, question, answer, options), evidence=evidence(task, events))
+      rows[split].append(row)
       jobs.append((task, key, frames, size, fps, os.path.join(out_dir, row["video"])))
 
   workers = workers or min(2, os.cpu_count() or 1)
@@ -325,16 +443,13 @@ def generate(out_dir: str, seed: int, counts: dict[str, int] | None = None, fram
     manifests[split] = os.path.join(out_dir, f"{split}.jsonl")
     with open(manifests[split], "w") as f:
       f.writelines(json.dumps(row) + "\n" for row in rows[split])
-
-  corpus = [str(d) for d in range(100)]
-  for row in itertools.chain.from_iterable(rows.values()):
-    corpus += [row["question"], row["answer"], *row.get("options", []),
-               user_text(row["question"], row["question_type"], row.get("options"))]
+  with open(os.path.join(out_dir, DIGESTS_FILE), "w") as f:
+    f.writelines(d + "\n" for d in sorted(seen))
   tok_dir = os.path.join(out_dir, "tokenizer")
-  train_tokenizer(corpus, tok_dir, vocab_size=vocab_size)
+  write_tokenizer(tok_dir, size, vocab_size)
 
   info = {name: {"question_type": fn(np.random.default_rng(0))[4],
-                 "description": " ".join((fn.__doc__ or name).split())} for name, fn in TASKS.items()}
+                 "description": " ".join((fn.__doc__ or name).split())} for name, fn in TASKS.items() if name in names}
   bench = {
       "name": "vlatent_jax synthetic multi-moment video QA", "seed": seed,
       "video": {"frames": frames, "height": size, "width": size, "fps": fps, "codec": "h264 (libx264, yuv420p)",
@@ -349,6 +464,7 @@ def generate(out_dir: str, seed: int, counts: dict[str, int] | None = None, fram
     json.dump(bench, f, indent=2)
   return {"out_dir": os.path.abspath(out_dir), "tokenizer": os.path.abspath(tok_dir),
           "manifests": {k: os.path.abspath(v) for k, v in manifests.items()},
+          "video_digests": os.path.abspath(os.path.join(out_dir, DIGESTS_FILE)),
           "counts": {split: len(rows[split]) for split in order}, "tasks": names,
           "seconds": round(time.time() - start, 2)}
 
@@ -364,9 +480,11 @@ def main(argv=None) -> dict:
   p.add_argument("--fps", type=int, default=8)
   p.add_argument("--workers", type=int, default=None, help="encoding processes (default: min(2, cpus))")
   p.add_argument("--vocab-size", type=int, default=512)
+  p.add_argument("--tasks", help=f"comma-separated subset of {','.join(TASKS)} (default: all)")
   a = p.parse_args(argv)
   summary = generate(a.out, a.seed, {s: getattr(a, s) for s in DEFAULT_COUNTS}, frames=a.frames, size=a.size,
-                     fps=a.fps, workers=a.workers, vocab_size=a.vocab_size)
+                     fps=a.fps, workers=a.workers, vocab_size=a.vocab_size,
+                     tasks=a.tasks.split(",") if a.tasks else None)
   print(json.dumps(summary, indent=2))
   return summary
 

@@ -36,8 +36,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--fps", type=float, help="frames sampled per second of video")
   p.add_argument("--max-frames", type=int, help="cap on frames per video")
   p.add_argument("--num-frames", type=int, help="a fixed number of evenly spaced frames instead of --fps")
-  p.add_argument("--max-new-tokens", type=int, default=harness.DEFAULT_MAX_NEW_TOKENS)
-  p.add_argument("--cot-tokens", type=int, default=256, help="--mode cot: reasoning tokens before the answer")
+  p.add_argument("--max-new-tokens", type=int, help="answer tokens (default: the checkpoint's training target "
+                 f"length, else {harness.DEFAULT_MAX_NEW_TOKENS})")
+  p.add_argument("--cot-tokens", type=int, help="--mode cot: reasoning tokens forced before the answer (default: 0 "
+                 f"for a model trained in mode cot, else {harness.DEFAULT_COT_TOKENS})")
   p.add_argument("--tokenizer", help="tokenizer folder (default: --ckpt)")
   p.add_argument("--min-pixels", type=int, help="per-frame pixel budget (default: checkpoint / tokenizer folder)")
   p.add_argument("--max-pixels", type=int, help="per-frame pixel budget (default: checkpoint / tokenizer folder)")
@@ -53,7 +55,7 @@ def _check(p: argparse.ArgumentParser, args) -> None:
     value = getattr(args, name)
     if value is not None and value < 1:
       p.error(f"--{name.replace('_', '-')} must be >= 1")
-  if (args.fps is not None and args.fps <= 0) or args.decode_timeout <= 0 or args.cot_tokens < 0:
+  if (args.fps is not None and args.fps <= 0) or args.decode_timeout <= 0 or (args.cot_tokens or 0) < 0:
     p.error("--fps and --decode-timeout must be > 0, --cot-tokens >= 0")
 
 

@@ -23,12 +23,13 @@ from vlatent_jax.data import video
 from vlatent_jax.data.prompts import chat_prompt
 from vlatent_jax.eval import report, scoring
 from vlatent_jax.eval.readers import Question
+from vlatent_jax.models.config import MODES
 
 DEFAULT_FRAMES = {"fps": 2.0, "max_frames": 16}  # Video-R1's sampling
 DEFAULT_NUM_LATENTS = 8
 DEFAULT_MAX_NEW_TOKENS = 16  # answers are a letter, a number or a short phrase
+DEFAULT_COT_TOKENS = 256  # an untrained model made to think before answering (the inference-cost baseline)
 FRAME_KEYS = ("fps", "max_frames", "num_frames")
-MODES = ("sft", "videolatent", "continuous_thought", "cot")  # inference.GENERATION_MODES, without importing jax
 
 
 def load(ckpt: str, tokenizer: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
@@ -70,6 +71,17 @@ def resolve_settings(model, mode: str | None = None, num_latents: int | None = N
   sampling = {**DEFAULT_FRAMES, **(default_frames or {}), **(meta.get("frames") or {}),
               **{k: v for k, v in (frames or {}).items() if v is not None}}
   return {"mode": mode, "num_latents": num_latents, "frames": {k: sampling[k] for k in FRAME_KEYS if k in sampling}}
+
+
+def resolve_budget(model, mode: str, max_new_tokens: int | None = None, cot_tokens: int | None = None) -> dict:
+  """Token budgets: arguments, else the checkpoint's training target length (meta["train"]["max_new_tokens"]),
+  else the defaults. cot_tokens is the forced minimum of reasoning tokens in mode cot: 0 for a model trained in
+  mode cot (it writes its own rationale and answer, then stops), DEFAULT_COT_TOKENS for any other model."""
+  train = (getattr(model, "meta", None) or {}).get("train") or {}
+  if cot_tokens is None:
+    cot_tokens = 0 if train.get("mode") == "cot" else DEFAULT_COT_TOKENS
+  return {"max_new_tokens": int(max_new_tokens or train.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
+          "cot_tokens": int(cot_tokens) if mode == "cot" else 0}
 
 
 def frame_policy(frames: dict) -> video.FramePolicy:
@@ -164,7 +176,7 @@ def _batches(decoded, batch_size: int, skip) -> Iterator[list]:
 
 def evaluate(model, processor, questions: list[Question], *, mode: str | None = None, num_latents: int | None = None,
              batch_size: int = 8, frames: dict | None = None, limit: int | None = None, progress: bool = True,
-             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, cot_tokens: int = 256, decode_workers: int = 0,
+             max_new_tokens: int | None = None, cot_tokens: int | None = None, decode_workers: int = 0,
              decode_timeout: float | None = 120.0, warmup: bool = True) -> dict:
   """Answers and scores `questions`; returns the summary (report.summarize) plus settings, timings and records.
 
@@ -180,8 +192,8 @@ def evaluate(model, processor, questions: list[Question], *, mode: str | None = 
   start = time.perf_counter()
   questions = list(questions)[:limit] if limit is not None else list(questions)
   settings = resolve_settings(model, mode, num_latents, frames)
-  gen = {"mode": settings["mode"], "num_latents": settings["num_latents"], "max_new_tokens": max_new_tokens,
-         "cot_tokens": cot_tokens}
+  settings.update(resolve_budget(model, settings["mode"], max_new_tokens, cot_tokens))
+  gen = {k: settings[k] for k in ("mode", "num_latents", "max_new_tokens", "cot_tokens")}
   records, skipped = [], []
   timing = {"generate": 0.0, "warmup": 0.0}
   bar = _Progress(len(questions), progress)
@@ -230,6 +242,5 @@ def evaluate(model, processor, questions: list[Question], *, mode: str | None = 
           "seconds_per_answer": timing["generate"] / n if n else None,
           "generate_seconds": timing["generate"], "warmup_seconds": timing["warmup"],
           "total_seconds": time.perf_counter() - start,
-          "settings": {**settings, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
-                       **({"cot_tokens": cot_tokens} if settings["mode"] == "cot" else {})},
+          "settings": {**settings, "batch_size": batch_size},
           "records": records, "skipped_videos": skipped}

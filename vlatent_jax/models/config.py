@@ -11,6 +11,15 @@ import dataclasses
 from typing import Any
 
 
+# The one list of reasoning modes, shared by training, inference and evaluation:
+#   sft                 answer straight after the prompt (K = 0)
+#   continuous_thought  K latent steps feeding the last hidden state back (Coconut)
+#   videolatent         K latent steps through the latent injection module (+ alignment, diversity in training)
+#   cot                 explicit rationale text, then the answer (the Video-R1 stand-in)
+MODES = ("sft", "continuous_thought", "videolatent", "cot")
+LATENT_MODES = ("continuous_thought", "videolatent")
+
+
 class ConfigError(ValueError):
   """A configuration value is invalid; the message names the key."""
 

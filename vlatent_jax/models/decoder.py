@@ -53,7 +53,7 @@ class Attention(nnx.Module):
     self.o_proj = linear(rngs, config.num_attention_heads * h, d, bias=False, dtype=dtype, param_dtype=param_dtype)
     self.head_dim = h
 
-  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None):
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None, return_weights=False):
     b, t, _ = x.shape
     q = self.q_proj(x).reshape(b, t, -1, self.head_dim)
     k = self.k_proj(x).reshape(b, t, -1, self.head_dim)
@@ -65,8 +65,9 @@ class Attention(nnx.Module):
       ck, cv = cache_kv
       k = jax.lax.dynamic_update_slice_in_dim(ck, k.astype(ck.dtype), cache_index, axis=1)
       v = jax.lax.dynamic_update_slice_in_dim(cv, v.astype(cv.dtype), cache_index, axis=1)
-    out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask)
-    return self.o_proj(out.reshape(b, t, -1)), (k, v)
+    out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, return_weights)
+    out, weights = out if return_weights else (out, None)
+    return self.o_proj(out.reshape(b, t, -1)), (k, v), weights
 
 
 class DecoderLayer(nnx.Module):
@@ -78,10 +79,10 @@ class DecoderLayer(nnx.Module):
     self.mlp = GatedMLP(rngs, config.hidden_size, config.intermediate_size, act=config.hidden_act,
                         bias=False, dtype=dtype, param_dtype=param_dtype)
 
-  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None):
-    h, kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index)
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None, return_weights=False):
+    h, kv, weights = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index, return_weights)
     x = x + h
-    return x + self.mlp(self.post_attention_layernorm(x)), kv
+    return x + self.mlp(self.post_attention_layernorm(x)), kv, weights
 
 
 class LanguageModel(nnx.Module):
@@ -100,8 +101,10 @@ class LanguageModel(nnx.Module):
   def embed(self, input_ids: jax.Array) -> jax.Array:
     return constrain(self.embed_tokens(input_ids), ("batch", "length", "embed"))
 
-  def __call__(self, embeds, position_ids, mask, cache: KVCache | None = None, cache_index=None):
-    """embeds [B,T,D], position_ids [3,B,T], mask [B,T,S] -> final-norm hidden [B,T,D], cache.
+  def __call__(self, embeds, position_ids, mask, cache: KVCache | None = None, cache_index=None,
+               return_weights: bool = False):
+    """embeds [B,T,D], position_ids [3,B,T], mask [B,T,S] -> final-norm hidden [B,T,D], cache
+    (+ with `return_weights`, each layer's attention probabilities [B,N,T,S], float32).
 
     Without a cache S == T; with one, the T new keys are written at `cache_index`
     and S is the cache length.
@@ -109,14 +112,17 @@ class LanguageModel(nnx.Module):
     cfg = self.config
     cos, sin = mrope_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, cfg.mrope_section, self.dtype)
     x = constrain(embeds.astype(self.dtype), ("batch", "length", "embed"))
-    keys, values = [], []
+    keys, values, weights = [], [], []
     for i, layer in enumerate(self.layers):
       layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
-      x, (k, v) = layer(x, cos, sin, mask, layer_cache, cache_index)
+      x, (k, v), w = layer(x, cos, sin, mask, layer_cache, cache_index, return_weights)
       x = constrain(x, ("batch", "length", "embed"))
       keys.append(k)
       values.append(v)
+      weights.append(w)
     new_cache = None if cache is None else KVCache(tuple(keys), tuple(values))
+    if return_weights:
+      return self.norm(x), new_cache, tuple(weights)
     return self.norm(x), new_cache
 
   def logits(self, hidden: jax.Array) -> jax.Array:

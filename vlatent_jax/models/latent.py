@@ -46,12 +46,15 @@ class LatentInjection(nnx.Module):
     v = self.v_proj(kv).reshape(b, m, self.num_heads, d // self.num_heads)
     return k, v, video_mask
 
-  def __call__(self, hidden: jax.Array, memory: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-    """hidden [B,D] (final-norm state h_k), memory from `video_memory` -> z_{k+1} [B,D]."""
+  def __call__(self, hidden: jax.Array, memory: tuple[jax.Array, jax.Array, jax.Array],
+               return_weights: bool = False):
+    """hidden [B,D] (final-norm state h_k), memory from `video_memory` -> z_{k+1} [B,D]
+    (+ with `return_weights`, the cross-attention over the memory [B,N,M], float32)."""
     k, v, video_mask = memory
     b, d = hidden.shape
     q = self.q_proj(self.norm_q(hidden)).reshape(b, 1, self.num_heads, d // self.num_heads)
-    ctx = attention(q, k, v, video_mask[:, None, :]).reshape(b, d)
+    ctx, weights = attention(q, k, v, video_mask[:, None, :], return_weights=True)
     # Examples without video tokens get no visual update.
-    ctx = jnp.where(jnp.any(video_mask, axis=-1, keepdims=True), self.o_proj(ctx), 0.0)
-    return self.out_proj(hidden + self.gate[0].astype(hidden.dtype) * ctx)
+    ctx = jnp.where(jnp.any(video_mask, axis=-1, keepdims=True), self.o_proj(ctx.reshape(b, d)), 0.0)
+    z = self.out_proj(hidden + self.gate[0].astype(hidden.dtype) * ctx)
+    return (z, weights[:, :, 0]) if return_weights else z

@@ -59,10 +59,11 @@ def rotate_half(x: jax.Array) -> jax.Array:
   return jnp.concatenate([-x2, x1], axis=-1)
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, return_weights: bool = False):
   """Grouped-query attention with a boolean mask.
 
-  q [B,T,N,H], k/v [B,S,K,H], mask broadcastable to [B,T,S] (True = attend).
+  q [B,T,N,H], k/v [B,S,K,H], mask broadcastable to [B,T,S] (True = attend) -> [B,T,N,H];
+  with `return_weights` also the attention probabilities [B,N,T,S] (float32).
   Scores and softmax in float32, as HF's eager/SDPA reference does.
   """
   b, t, n, h = q.shape
@@ -71,6 +72,8 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.
   scores = jnp.einsum("BTKGH,BSKH->BKGTS", q, k, preferred_element_type=jnp.float32)
   scores = scores * (h ** -0.5)
   scores = jnp.where(mask[:, None, None, :, :], scores, MASK_VALUE)
-  probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-  out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v)
-  return out.reshape(b, t, n, h)
+  weights = jax.nn.softmax(scores, axis=-1)
+  out = jnp.einsum("BKGTS,BSKH->BTKGH", weights.astype(v.dtype), v).reshape(b, t, n, h)
+  if return_weights:
+    return out, weights.reshape(b, n, t, k.shape[1])
+  return out

@@ -187,7 +187,7 @@ class PatchMerger(nnx.Module):
 
   def __init__(self, rngs, config: VisionConfig, dtype, param_dtype):
     d = config.hidden_size * config.merge_unit
-    self.ln_q = RMSNorm(config.hidden_size, eps=1e-6, param_dtype=param_dtype)
+    self.ln_q = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
     self.mlp_in = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
     self.mlp_out = linear(rngs, d, config.out_hidden_size, bias=True, dtype=dtype, param_dtype=param_dtype)
     self.merge_unit = config.merge_unit

@@ -23,16 +23,13 @@ from jax.experimental import multihost_utils
 
 from vlatent_jax import sharding
 from vlatent_jax.config import ConfigError, ExperimentConfig, model_config as build_model_config
-from vlatent_jax.data import collate, pipeline
+from vlatent_jax.data import collate, embedded, pipeline
+from vlatent_jax.data.curriculum import TargetSchedule
 from vlatent_jax.models.config import ModelConfig
 from vlatent_jax.train.checkpoints import TrainCheckpointer, abstract_like
 from vlatent_jax.train.observe import MetricsWriter
 from vlatent_jax.train.setup import init_sharded_train_state, load_pretrained
 from vlatent_jax.train.step import make_eval_step, make_train_step
-
-# The embedded benchmark: events last 2-4 frames at 8 fps, so every frame is decoded.
-EMBEDDED = {"counts": {"train": 2000, "val": 200, "test": 400}, "frames": 16, "size": 56, "fps": 8}
-
 
 class NonFiniteLoss(RuntimeError):
   pass
@@ -45,33 +42,17 @@ class DataPaths:
   tokenizer: str
 
 
-def _prepare_split(raw: str, split: str, out: str) -> None:
-  from vlatent_jax.data import prepare
-  prepare.prepare(prepare.parse_args([
-      "--manifest", os.path.join(raw, f"{split}.jsonl"), "--out", out, "--fps", str(EMBEDDED["fps"]),
-      "--max-frames", str(EMBEDDED["frames"]), "--workers", "2", "--min-pixels", str(28 * 28),
-      "--max-pixels", str(EMBEDDED["size"] ** 2)]))
-
-
-def ensure_data(config: ExperimentConfig, workdir: str, counts: dict[str, int] | None = None) -> DataPaths:
-  """Prepared train (and validation) shards, generating + preparing the embedded benchmark if needed
-  (`counts`: examples per split, default EMBEDDED["counts"])."""
+def ensure_data(config: ExperimentConfig, workdir: str) -> DataPaths:
+  """`data.path` / `data.val_path`, or the embedded benchmark generated and prepared under W/data."""
   if config.data.path:
     with open(os.path.join(config.data.path, "spec.json")) as f:
       spec = json.load(f)
     return DataPaths(config.data.path, config.data.val_path, spec["tokenizer"])
-  raw = os.path.join(workdir, "data", "raw")
-  shards = {split: os.path.join(workdir, "data", f"{split}_shards") for split in ("train", "val")}
-  if jax.process_index() == 0:
-    if not os.path.isfile(os.path.join(raw, "benchmark.json")):
-      from vlatent_jax.data import synthetic
-      synthetic.generate(raw, seed=0, counts=counts or EMBEDDED["counts"], frames=EMBEDDED["frames"], size=EMBEDDED["size"],
-                         fps=EMBEDDED["fps"])
-    for split, out in shards.items():
-      if not os.path.isfile(os.path.join(out, "spec.json")):
-        _prepare_split(raw, split, out)
+  root = os.path.join(workdir, "data")
+  bench = embedded.ensure(root) if jax.process_index() == 0 else None  # process 0 writes, the others wait
   multihost_utils.sync_global_devices("embedded benchmark ready")
-  return DataPaths(shards["train"], shards["val"], os.path.join(raw, "tokenizer"))
+  bench = bench or embedded.ensure(root)
+  return DataPaths(bench.train, bench.val, bench.tokenizer)
 
 
 def common_shapes(batch: dict, model_config: ModelConfig) -> dict:
@@ -101,10 +82,18 @@ def resolve_model(config: ExperimentConfig, tokenizer_dir: str) -> tuple[ModelCo
   return build_model_config(spec, config.latent), None
 
 
+def target_schedule(config: ExperimentConfig) -> TargetSchedule:
+  """Latent steps and targets of each training step, from `latent.*` (see data/curriculum.py)."""
+  latent = config.latent
+  return TargetSchedule(num_latents=latent.steps, rationale=latent.mode == "cot", stages=latent.curriculum,
+                        latents_per_step=latent.latents_per_step, total_steps=config.train.steps)
+
+
 def validate(eval_fn, params, val_dir: str, model_config: ModelConfig, config: ExperimentConfig, mesh) -> dict:
-  """Mean training losses over the validation shards (one pass, whole batches), as val_* metrics."""
+  """Mean training losses and diagnostics over the validation shards (one pass, whole batches, the
+  curriculum's last stage), as val_* metrics."""
   dataset = pipeline.make_dataset(
-      val_dir, model_config=model_config, num_latents=config.latent.steps,
+      val_dir, model_config=model_config, schedule=target_schedule(config), final_stage=True,
       batch_size=config.train.batch_size // jax.process_count(), max_answer_len=config.data.max_answer_len,
       seed=0, shuffle=False, num_epochs=1, prompt_buckets=(config.data.max_prompt_len,))
   totals, count = {}, 0
@@ -124,7 +113,8 @@ def export_model(path: str, params, model_config: ModelConfig, config: Experimen
   tokenizer and the video processor / frame sampling the training data was prepared with."""
   from vlatent_jax.checkpoint import save_checkpoint
   host = jax.tree.map(np.asarray, jax.device_get(nnx.to_pure_dict(params)))
-  meta = {"train": {"mode": config.latent.mode, "num_latents": config.latent.steps, "step": step}}
+  meta = {"train": {"mode": config.latent.mode, "num_latents": config.latent.steps, "step": step,
+                    "curriculum": config.latent.curriculum, "max_new_tokens": config.data.max_answer_len}}
   extra_files = {}
   spec_path = os.path.join(paths.train, "spec.json")
   if os.path.isfile(spec_path):
@@ -136,6 +126,16 @@ def export_model(path: str, params, model_config: ModelConfig, config: Experimen
       extra_files["video_preprocessor_config.json"] = spec["processor"]
   save_checkpoint(path, model_config, host, meta, tokenizer_dir=paths.tokenizer, overwrite=True,
                   extra_files=extra_files)
+
+
+def _fetch(pending: list, checkpointer) -> list[tuple[int, dict]]:
+  """Device metrics of the pending steps -> host rows; a non-finite loss stops the run naming its step."""
+  rows = [(step, {k: float(v) for k, v in m.items()}) for step, m in jax.device_get(pending)]
+  for step, m in rows:
+    if not np.isfinite(m["loss"]):
+      raise NonFiniteLoss(f"loss is {m['loss']} at step {step}; the last good checkpoint "
+                          f"(step {checkpointer.latest_step()}) is kept")
+  return rows
 
 
 def train(config: ExperimentConfig, workdir: str) -> dict:
@@ -156,7 +156,7 @@ def train(config: ExperimentConfig, workdir: str) -> dict:
   graphdef, rest, state, tx, schedule, state_shardings = init_sharded_train_state(
       config, model_config, mesh, config.train.seed, pretrained)
   dataset = pipeline.make_dataset(
-      paths.train, model_config=model_config, num_latents=config.latent.steps,
+      paths.train, model_config=model_config, schedule=target_schedule(config),
       batch_size=global_batch // jax.process_count(), max_answer_len=config.data.max_answer_len,
       seed=config.train.seed, num_workers=config.data.num_workers, prompt_buckets=(config.data.max_prompt_len,))
   data_iter = iter(dataset)
@@ -176,7 +176,7 @@ def train(config: ExperimentConfig, workdir: str) -> dict:
 
   replicated = sharding.replicated(mesh)
   eval_fn = make_eval_step(graphdef, rest, config, in_shardings=(state_shardings.params, None),
-                           out_shardings=replicated, mesh=mesh) if paths.val else None
+                           out_shardings=replicated, mesh=mesh) if paths.val and config.train.eval_every_steps else None
   profile = range(config.train.profile_start_step, config.train.profile_start_step + config.train.profile_steps)
   stop = {"signal": None}
   previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(signal=signum))
@@ -184,6 +184,7 @@ def train(config: ExperimentConfig, workdir: str) -> dict:
   step_fn = None
   metrics: dict = {}
   val_metrics: dict = {}
+  pending: list = []  # (step, device metrics) not yet on the host
   saved = start
   try:
     with sharding.mesh_context(mesh):
@@ -197,21 +198,25 @@ def train(config: ExperimentConfig, workdir: str) -> dict:
                                     in_shardings=(state_shardings, sharding.batch_shardings(batch, mesh), replicated),
                                     out_shardings=(state_shardings, replicated))
         state, device_metrics = step_fn(state, batch, jax.random.key(config.train.seed))
-        metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
         if tracing and step + 1 == profile.stop - 1:
           jax.profiler.stop_trace()
           tracing = False
           writer.log(f"[train] profiler trace of steps {profile.start}-{profile.stop - 1} in {workdir}/profile")
-        if not np.isfinite(metrics["loss"]):
-          raise NonFiniteLoss(f"loss is {metrics['loss']} at step {step + 1}; the last good checkpoint "
-                              f"(step {checkpointer.latest_step()}) is kept")
         done = step + 1
         last = done == config.train.steps or stop["signal"] is not None
-        if eval_fn and (done % config.train.eval_every_steps == 0 or last or
-                        (config.checkpoint.best_metric and checkpointer.due(done))):
-          val_metrics = validate(eval_fn, state.params, paths.val, model_config, config, mesh)
-          metrics.update(val_metrics)
-        writer.write(done, metrics)
+        pending.append((done, device_metrics))
+        evaluating = eval_fn is not None and (done % config.train.eval_every_steps == 0 or last or
+                                              (config.checkpoint.best_metric and checkpointer.due(done)))
+        # Metrics stay on the device between log steps: the host does not wait for every step.
+        if evaluating or last or done % config.train.log_every_steps == 0 or checkpointer.due(done):
+          rows = _fetch(pending, checkpointer)
+          pending.clear()
+          metrics = rows[-1][1]
+          if evaluating:
+            val_metrics = validate(eval_fn, state.params, paths.val, model_config, config, mesh)
+            metrics.update(val_metrics)
+          for row_step, row in rows:
+            writer.write(row_step, row)
         if checkpointer.save(done, state, data_iter, metrics={**metrics, **val_metrics}, force=last):
           saved = done
         if stop["signal"] is not None:

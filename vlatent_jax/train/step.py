@@ -28,19 +28,28 @@ class TrainState(NamedTuple):
   opt_state: Any
 
 
-def compute_losses(module, batch: dict[str, Any], latent: LatentConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Rollout + L = L_ans + lambda_align L_align + lambda_div L_div, with per-term metrics."""
+def compute_losses(module, batch: dict[str, Any], latent: LatentConfig,
+                   diagnostics: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Rollout + L = L_ans + lambda_align L_align + lambda_div L_div, with per-term metrics.
+
+  `diagnostics` (validation) adds `video_attention`: the mean attention mass that the queries predicting
+  answer tokens put on the video tokens (mean over layers and heads); near 0 means answers ignore the video.
+  """
   k = latent.steps
   out = self_forcing_rollout(module, batch, num_latents=k, use_lim=latent.use_lim,
-                             grad_steps=None if latent.grad_steps < 0 else latent.grad_steps)
+                             grad_steps=None if latent.grad_steps < 0 else latent.grad_steps,
+                             attention_to_video=diagnostics)
   target_mask = batch["target_mask"]
   if k and not latent.end_token_loss:
     target_mask = target_mask.at[:, 0].set(0.0)
   l_ans = losses.answer_loss(out.logits, batch["targets"], target_mask)
   metrics = {"answer_loss": l_ans}
+  if diagnostics:
+    answer_tokens = batch["target_mask"].at[:, 0].set(0.0) if k else batch["target_mask"]  # not <|latent_end|>
+    metrics["video_attention"] = jnp.sum(out.video_attention * answer_tokens) / jnp.maximum(jnp.sum(answer_tokens), 1)
   total = l_ans
   if k:
-    latent_mask = jnp.ones(out.latents.shape[:2], jnp.float32)
+    latent_mask = batch.get("latent_mask", jnp.ones(out.latents.shape[:2], bool)).astype(jnp.float32)
     if latent.effective_align_weight > 0:
       weights = batch["align_weights"]
       if latent.align_target == "teacher":
@@ -114,9 +123,9 @@ def make_train_step(graphdef, rest, config: ExperimentConfig, tx, schedule, *, i
 
 
 def eval_step(params, batch: dict[str, Any], *, graphdef, rest, config: ExperimentConfig) -> dict[str, jax.Array]:
-  """The training losses on a held-out batch (no gradients, no update)."""
+  """The training losses on a held-out batch (no gradients, no update), with the diagnostics."""
   compute = sharding.gather_params(_compute_params(params, (), jnp.dtype(config.model.dtype)))
-  _, metrics = compute_losses(nnx.merge(graphdef, compute, rest), batch, config.latent)
+  _, metrics = compute_losses(nnx.merge(graphdef, compute, rest), batch, config.latent, diagnostics=True)
   return metrics
 
 

@@ -81,7 +81,8 @@ def test_validation_keeps_best_checkpoint_and_exports_model(shards, tmp_path):
   best = min(evals, key=evals.get)
   assert (tmp_path / "checkpoints" / str(best)).is_dir()
   model = vlatent_jax.load(str(tmp_path / "model"))
-  assert model.meta["train"] == {"mode": "videolatent", "num_latents": 4, "step": 6}
+  assert model.meta["train"] == {"mode": "videolatent", "num_latents": 4, "step": 6, "curriculum": 0,
+                                 "max_new_tokens": 4}  # tiny.py's data.max_answer_len
   assert model.meta["frames"]["fps"] == 8 and model.config.latent is not None
   assert (tmp_path / "model" / "tokenizer_config.json").is_file()
   assert (tmp_path / "model" / "video_preprocessor_config.json").is_file()

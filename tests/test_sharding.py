@@ -22,7 +22,7 @@ from test_train_step import TINY
 from vlatent_jax import sharding
 from vlatent_jax.config import ConfigError, MeshConfig, model_config, parse
 from vlatent_jax.data.collate import Example, collate
-from vlatent_jax.train.optim import path_string
+from vlatent_jax.sharding import path_string
 from vlatent_jax.train.setup import build_model, init_sharded_train_state
 from vlatent_jax.train.step import make_train_step
 

@@ -34,10 +34,15 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from vlatent_jax.models.config import ConfigError
-from vlatent_jax.train.optim import path_string
 
 logger = logging.getLogger(__name__)
 DEBUG = False  # log every spec `constrain` applies (set vlatent_jax.sharding.DEBUG = True)
+
+
+def path_string(path) -> str:
+  """A pytree key path as our slash path, e.g. 'llm/layers/0/mlp/up_proj/kernel'."""
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+
 
 MESH_AXES = ("data", "fsdp", "tensor")
 

@@ -66,7 +66,7 @@ def run_in_lanes(fn, specs: list[dict], lanes: list[list[int] | None]) -> list:
       with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
         try:
           results[i] = pool.submit(fn, {**spec, "cores": cores}).result()
-        except BaseException as e:  # re-raised below, after the other lanes stop
+        except Exception as e:  # not swallowed: re-raised below, once the other lanes have stopped
           with lock:
             errors.append(e)
 

@@ -7,11 +7,7 @@ import jax
 import optax
 
 from vlatent_jax.config import OptimConfig
-
-
-def path_string(path) -> str:
-  """A pytree key path as our slash path, e.g. 'llm/layers/0/mlp/up_proj/kernel'."""
-  return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+from vlatent_jax.sharding import path_string
 
 
 def is_frozen(path: str, frozen_prefixes: tuple[str, ...]) -> bool:

@@ -19,7 +19,7 @@ from flax import nnx
 from vlatent_jax import losses, sharding, targets
 from vlatent_jax.config import ExperimentConfig, LatentConfig
 from vlatent_jax.rollout import self_forcing_rollout
-from vlatent_jax.train.optim import is_frozen, path_string
+from vlatent_jax.train.optim import is_frozen
 
 
 class TrainState(NamedTuple):
@@ -83,7 +83,7 @@ def _compute_params(params, frozen: tuple[str, ...], dtype):
   """Cast to the compute dtype; frozen parameters are cut from the backward pass."""
   def cast(path, p):
     p = p.astype(dtype)
-    return jax.lax.stop_gradient(p) if is_frozen(path_string(path), frozen) else p
+    return jax.lax.stop_gradient(p) if is_frozen(sharding.path_string(path), frozen) else p
   return jax.tree_util.tree_map_with_path(cast, params)
 
 

@@ -11,6 +11,7 @@ setup(
         "flax>=0.12",
         "optax",
         "orbax-checkpoint",
+        "etils[epath]",  # run directories (gs:// needs a GCS backend too: etils[epath-gcs])
         "transformers>=5",
         "grain",
         "decord",
@@ -20,6 +21,7 @@ setup(
         "ml-collections",
         "safetensors",
         "numpy",
+        "msgpack",  # data/records.py: the shard record codec (flax's wire format, without flax)
         "pillow",
         "absl-py",
         "tensorboardX",

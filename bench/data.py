@@ -115,7 +115,7 @@ def rate(next_batch, batch: int, batches_per_pass: int, passes: int) -> float:
 
 
 def pipeline_rate(shards: str, mc, args, workers: int) -> float:
-  from vlatent_jax.data.pipeline import make_dataset
+  from vlatent_jax.train.batch import make_dataset
 
   it = iter(make_dataset(shards, model_config=mc, num_latents=K, batch_size=args.batch, max_answer_len=MAX_ANSWER,
                          seed=0, num_workers=workers, process_index=0, process_count=1,
@@ -151,8 +151,10 @@ def on_the_fly_rates(items: list[dict], mc, video_cfg, args) -> tuple[float, flo
 
   from vlatent_jax.data.curriculum import TargetSchedule
   from vlatent_jax.data.pipeline import DEFAULT_PROMPT_BUCKETS, Collate
+  from vlatent_jax.train.batch import ModelBatch
 
-  decode, batch_fn = DecodeVideo(video_cfg), Collate(mc, TargetSchedule(K), MAX_ANSWER, DEFAULT_PROMPT_BUCKETS)
+  decode, batch_fn = DecodeVideo(video_cfg), Collate(ModelBatch(mc), TargetSchedule(K), MAX_ANSWER,
+                                                     DEFAULT_PROMPT_BUCKETS)
   cursor = [0]
 
   def next_batch():  # decord read + process_video per example, then collate, in this thread
@@ -177,7 +179,7 @@ def train_rate(shards: str, config, args) -> tuple[float, float]:
   import jax.numpy as jnp
 
   from vlatent_jax.config import model_config
-  from vlatent_jax.data.pipeline import make_dataset
+  from vlatent_jax.train.batch import make_dataset
   from vlatent_jax.train.setup import build_model, init_train_state
   from vlatent_jax.train.step import make_train_step
 

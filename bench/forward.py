@@ -92,7 +92,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import vlatent_jax  # noqa: E402
-from vlatent_jax.inference import Model, prepare_batch  # noqa: E402
+from vlatent_jax.inference import Model  # noqa: E402
+from vlatent_jax.models.inputs import prepare_batch  # noqa: E402
 
 QUIET = 0.10           # background load below which a timing sample counts as quiet
 TIME_BUDGET_S = 170.0  # stop adding extra rounds after this (the whole run must stay < 5 min)

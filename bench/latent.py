@@ -26,9 +26,10 @@ import numpy as np
 from flax import nnx
 
 from vlatent_jax.config import model_config, parse
-from vlatent_jax.data.collate import Example, collate
+from vlatent_jax.data.collate import Example
 from vlatent_jax.inference import Model
 from vlatent_jax.models.vlm import VideoLM
+from vlatent_jax.train.batch import collate
 from vlatent_jax.train.setup import build_model, init_train_state
 from vlatent_jax.train.step import make_train_step
 

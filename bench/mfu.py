@@ -1,7 +1,10 @@
 """Model FLOPs utilisation (MFU) of the train step, against this device's own measured matmul peak.
 
-    python bench/mfu.py [--config tiny|small|both] [--steps N] [--batch B] [--dtype D]
+    python bench/mfu.py [--config tiny|small|both|3b|7b] [--steps N] [--batch B] [--dtype D]
+                        [--mode sft|videolatent] [--remat P] [--scan | --no-scan] [--attention A]
                         [--breakdown] [--profile] [--wait-quiet S] [--json OUT]
+    python bench/mfu.py --config 3b --memory-only [--batch B] [--mode M]   # compile only; XLA's memory analysis
+    python bench/mfu.py --config 3b --shipped --memory-only  # configs/qwen2_5_vl_3b.py on its mesh (7b: 16 devices)
 
 MFU = (analytic model FLOPs per step / median step time) / matmul peak, all measured in one run:
   model FLOPs  `vlatent_jax.flops.train_flops` from the model config and the batch's sizes (valid
@@ -20,6 +23,17 @@ Configs (random weights, synthetic batches built with `collate`, every prompt fi
   small  a 4-layer 1024-wide decoder (GQA 16/4 heads of 64, MLP 2816, vocab 8192), a 4-block
          384-wide vision tower (frozen, as in the real configs), batch 8, 8 frames at 112 px
          (grid [4, 8, 8], no patch padding), prompt 128, K 8, answer 16.
+  3b / 7b  the Qwen2.5-VL-3B / 7B architectures with random weights (no checkpoint needed), frozen vision,
+         bf16 compute, f32 master weights, the real configs' latent settings; batch 4, 16 frames at 336 px
+         (1,152 video tokens), prompt 1,280, answer 16; remat full and scan_layers as the shipped
+         configs set them (`--remat none --no-scan` for the unrolled step). `--shipped` instead lowers `configs/qwen2_5_vl_<size>.py` exactly as shipped
+         (its batch, mesh and 2,048-token prompts, answer `data.max_answer_len`) on as many simulated CPU
+         devices as its mesh needs.
+`--memory-only` never runs a step nor materialises a weight: the step is lowered from `jax.eval_shape`
+shapes with the mesh's shardings and compiled, and XLA's memory analysis of one device's program is
+printed (arguments + outputs + temporaries - donated aliases), the last line ending in
+`per-device memory: X GiB`. On a CPU host this reads the CPU compiler's buffer assignment, a proxy
+for an accelerator's (which fuses and schedules differently).
 Compute dtype: float32 on CPU (XLA's CPU bfloat16 matmuls are no faster here), bfloat16 on GPU/TPU;
 --dtype overrides. --breakdown also times the forward pass and forward + backward alone; --profile
 traces one step with jax.profiler and sums op time by kind (matmul, copy/transpose, other).
@@ -44,9 +58,11 @@ from flax import nnx
 
 from vlatent_jax import flops
 from vlatent_jax.config import model_config, parse
-from vlatent_jax.data.collate import Example, collate
+from vlatent_jax.data.collate import Example
+from vlatent_jax.train.batch import collate
+from vlatent_jax.train.optim import learning_rate_schedule, make_optimizer
 from vlatent_jax.train.setup import build_model, init_train_state
-from vlatent_jax.train.step import _compute_params, compute_losses, make_train_step
+from vlatent_jax.train.step import TrainState, _compute_params, compute_losses, make_train_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,9 +105,35 @@ def small_config() -> dict:
   }
 
 
+# Qwen2.5-VL's published architectures (the HF config.json of Qwen/Qwen2.5-VL-{3B,7B}-Instruct).
+VISION = {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+          "fullatt_block_indexes": [7, 15, 23, 31], "window_size": 112, "tokens_per_second": 2.0}
+ARCHITECTURES = {
+    "3b": {"vision": dict(VISION, out_hidden_size=2048),
+           "llm": {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
+                   "num_attention_heads": 16, "num_key_value_heads": 2, "tie_word_embeddings": True}},
+    "7b": {"vision": dict(VISION, out_hidden_size=3584),
+           "llm": {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                   "num_attention_heads": 28, "num_key_value_heads": 4, "tie_word_embeddings": False}},
+}
+REAL_TOKENS = {"vision_start_token_id": 151652, "vision_end_token_id": 151653, "image_token_id": 151655,
+               "video_token_id": 151656, "latent_start_token_id": 151665, "latent_end_token_id": 151666,
+               "bos_token_id": 151643, "eos_token_id": 151645, "pad_token_id": 151643}
+
+
+def real_config(size: str) -> dict:
+  """configs/qwen2_5_vl_<size>.py as shipped, with the architecture inline instead of `init_from`."""
+  from vlatent_jax.config import load_config_file
+  c = load_config_file(os.path.join(ROOT, "configs", f"qwen2_5_vl_{size}.py")).to_dict()
+  c["model"] = dict(c["model"], init_from="", tokens=REAL_TOKENS, **ARCHITECTURES[size])
+  return c
+
+
 CONFIGS = {
     "tiny": (tiny_config, Workload(batch=16, frames=16, size=56, prompt_len=128, answer_len=4)),
     "small": (small_config, Workload(batch=8, frames=8, size=112, prompt_len=128, answer_len=16)),
+    "3b": (lambda: real_config("3b"), Workload(batch=4, frames=16, size=336, prompt_len=1280, answer_len=16)),
+    "7b": (lambda: real_config("7b"), Workload(batch=4, frames=16, size=336, prompt_len=1280, answer_len=16)),
 }
 
 
@@ -207,8 +249,8 @@ def examples(work: Workload, mc, num_latents: int, seed: int = 0) -> list[Exampl
   if text < 1:
     raise ValueError(f"prompt_len {work.prompt_len} cannot hold {video} video tokens")
   vocab = mc.llm.vocab_size
-  return [Example([TOKENS["vision_start_token_id"]] + [TOKENS["video_token_id"]] * video +
-                  [TOKENS["vision_end_token_id"]] + list(rng.randint(TEXT_LOW, vocab, text)),
+  return [Example([mc.vision_start_token_id] + [mc.video_token_id] * video +
+                  [mc.vision_end_token_id] + list(rng.randint(TEXT_LOW, vocab, text)),
                   list(rng.randint(TEXT_LOW, vocab, work.answer_len)),
                   rng.randn(int(np.prod(grid)), mc.vision.patch_dim).astype(np.float32), grid, np.array([1.0]))
           for _ in range(work.batch)]
@@ -232,9 +274,50 @@ def step_shapes(batch: dict, num_latents: int) -> tuple[flops.StepShape, flops.S
   return flops.StepShape(**common, **valid_shape), flops.StepShape(**common, **run_shape)
 
 
+def with_options(c: dict, args) -> dict:
+  """The command line's execution and mode choices over a config dict (default: the config's own)."""
+  execution = {"remat": args.remat, "attention": args.attention, "scan_layers": args.scan}
+  c["model"] = dict(c["model"], **{k: v for k, v in execution.items() if v is not None})
+  if args.mode:
+    c["latent"] = dict(c.get("latent", {}), mode=args.mode)
+  return c
+
+
+def main_memory(args) -> dict:
+  """--memory-only: lower and compile for the workload's mesh, print XLA's memory analysis."""
+  make_config, work = CONFIGS[args.config]
+  c = with_options(make_config(), args)
+  devices = 1
+  if args.shipped:
+    mesh_c = c["mesh"]
+    devices = max(1, mesh_c["data"]) * max(1, mesh_c["fsdp"]) * max(1, mesh_c["tensor"])
+    work = Workload(batch=c["train"]["batch_size"], frames=16, size=336, prompt_len=c["data"]["max_prompt_len"],
+                    answer_len=c["data"]["max_answer_len"])
+    # Simulated devices exist only if the flag is set before jax's backend starts (nothing has touched it yet).
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    jax.config.update("jax_platforms", "cpu")
+  elif args.batch:
+    work = dataclasses.replace(work, batch=args.batch)
+  if not args.shipped:
+    c["mesh"] = {"data": 1, "fsdp": 1, "tensor": 1}
+  c["train"] = dict(c.get("train", {}), batch_size=work.batch)
+  config = parse(c)
+  from vlatent_jax import sharding
+  mesh = sharding.make_mesh(config.mesh, jax.devices()[:devices])
+  name = f"{args.config}{' (shipped config)' if args.shipped else ''}"
+  result = memory_only(config, work, mesh)
+  result["device"] = jax.devices()[0].device_kind
+  print(f"device: {result['device']} ({jax.devices()[0].platform}), {mesh.size} device(s) in the mesh")
+  print_memory(name, result)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(result, f, indent=2, default=str)
+  return result
+
+
 def measure(name: str, args, dtype: str) -> dict:
   make_config, work = CONFIGS[name]
-  c = make_config()
+  c = with_options(make_config(), args)
   c["model"] = dict(c["model"], dtype=dtype)
   if args.batch:
     work = dataclasses.replace(work, batch=args.batch)
@@ -292,6 +375,70 @@ def measure(name: str, args, dtype: str) -> dict:
   return result
 
 
+def abstract_batch(work: Workload, mc, num_latents: int, mesh) -> dict:
+  """The batch as sharded ShapeDtypeStructs: one example collated, its batch dim scaled to work.batch."""
+  from vlatent_jax import sharding
+  one = collate(examples(dataclasses.replace(work, batch=1), mc, num_latents), mc, num_latents=num_latents,
+                max_answer_len=work.answer_len, prompt_len=work.prompt_len)
+  one = jax.tree.map(np.asarray, one)
+  abstract = jax.tree_util.tree_map_with_path(
+      lambda path, x: jax.ShapeDtypeStruct(
+          tuple(work.batch if name == "batch" else n for n, name in zip(
+              x.shape, sharding.logical_axes(sharding.path_string(path), sharding.BATCH_AXES) + (None,) * x.ndim)),
+          x.dtype), one)
+  shardings = sharding.batch_shardings(abstract, mesh)
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
+
+
+def memory_only(config, work: Workload, mesh) -> dict:
+  """Lowers and compiles the train step for `mesh` from shapes alone; XLA's memory analysis per device."""
+  from vlatent_jax import sharding
+  from vlatent_jax.train.setup import _new_model
+  mc = model_config(config.model, config.latent)
+  k = config.latent.steps
+  graphdef, abstract_params, abstract_rest = nnx.split(nnx.eval_shape(lambda: _new_model(config, mc, 0)),
+                                                       nnx.Param, ...)
+  tx = make_optimizer(config.optim, config.train.steps, abstract_params)
+  schedule = learning_rate_schedule(config.optim, config.train.steps)
+  abstract_state = jax.eval_shape(lambda p: TrainState(jnp.zeros((), jnp.int32), p, tx.init(p)), abstract_params)
+  state_sh = sharding.param_shardings(abstract_state, mesh)
+  state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_state, state_sh)
+  rest = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), abstract_rest)  # non-parameter state: tiny
+  batch = abstract_batch(work, mc, k, mesh)
+  replicated = sharding.replicated(mesh)
+  step = make_train_step(graphdef, rest, config, tx, schedule,
+                         in_shardings=(state_sh, jax.tree.map(lambda x: x.sharding, batch), replicated),
+                         out_shardings=(state_sh, replicated), mesh=mesh)
+  rng = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated)
+  t = time.perf_counter()
+  lowered = step.lower(state, batch, rng)
+  lower_s = time.perf_counter() - t
+  compiled = lowered.compile()
+  compile_s = time.perf_counter() - t - lower_s
+  m = compiled.memory_analysis()
+  parts = {key: int(getattr(m, f"{key}_size_in_bytes", 0) or 0) for key in ("argument", "output", "temp", "alias",
+                                                                           "generated_code")}
+  total = parts["argument"] + parts["output"] + parts["temp"] - parts["alias"]
+  params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract_params))
+  return {"bytes": parts, "per_device_bytes": total, "lower_s": lower_s, "compile_s": compile_s, "params": params,
+          "devices": mesh.size, "mesh": dict(mesh.shape), "batch": work.batch, "prompt_len": work.prompt_len,
+          "answer_len": work.answer_len, "num_latents": k, "mode": config.latent.mode,
+          "execution": dataclasses.asdict(config.model.execution), "dtype": config.model.dtype}
+
+
+def print_memory(name: str, r: dict) -> None:
+  gib = 2 ** 30
+  b = r["bytes"]
+  ex = r["execution"]
+  print(f"{name}: {r['params'] / 1e9:.2f} B params, mode {r['mode']} (K={r['num_latents']}), batch {r['batch']} on "
+        f"{r['devices']} device(s) {r['mesh']}, prompt {r['prompt_len']}, answer {r['answer_len']}, {r['dtype']} compute, "
+        f"remat {ex['remat']}, scan_layers {ex['scan_layers']}, attention {ex['attention']}")
+  print(f"{name}: lowered in {r['lower_s']:.1f} s, compiled in {r['compile_s']:.1f} s; per device: arguments "
+        f"{b['argument'] / gib:.2f} GiB + outputs {b['output'] / gib:.2f} + temporaries {b['temp'] / gib:.2f} "
+        f"- donated {b['alias'] / gib:.2f}")
+  print(f"{name}: per-device memory: {r['per_device_bytes'] / gib:.2f} GiB")
+
+
 def breakdown(graphdef, rest, config, params, batch, repeats: int) -> dict:
   """Forward alone and forward + backward alone (no optimizer), with the step's own parameter cast."""
   dtype = jnp.dtype(config.model.dtype)
@@ -311,7 +458,16 @@ def breakdown(graphdef, rest, config, params, batch, repeats: int) -> dict:
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--config", choices=("tiny", "small", "both"), default="both")
+  p.add_argument("--config", choices=("tiny", "small", "both", "3b", "7b"), default="both")
+  p.add_argument("--mode", choices=("sft", "videolatent"), default=None, help="latent.mode (default: the config's)")
+  p.add_argument("--remat", default=None, help="model.remat (default: the config's; 3b/7b ship full)")
+  p.add_argument("--scan", action=argparse.BooleanOptionalAction, default=None,
+                 help="model.scan_layers (default: the config's; 3b/7b ship it on)")
+  p.add_argument("--attention", default=None, help="model.attention: auto | xla | cudnn | einsum")
+  p.add_argument("--memory-only", action="store_true",
+                 help="compile without running (no weights materialised) and print XLA's per-device memory")
+  p.add_argument("--shipped", action="store_true",
+                 help="3b/7b: the shipped config's own batch, mesh and prompt length, on simulated CPU devices")
   p.add_argument("--steps", type=int, default=5, help="timed train steps (median reported)")
   p.add_argument("--batch", type=int, default=None, help="override the config's batch size")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
@@ -324,6 +480,12 @@ def main(argv=None):
   args = p.parse_args(argv)
   if args.steps < 1:
     p.error("--steps must be >= 1")
+  if (args.shipped or args.memory_only) and args.config not in ("3b", "7b"):
+    p.error("--shipped and --memory-only take --config 3b or 7b")
+  if args.shipped and not args.memory_only:
+    p.error("--shipped needs --memory-only (its mesh is simulated on CPU devices)")
+  if args.memory_only:
+    return main_memory(args)
 
   device = jax.devices()[0]
   cpu = device.platform == "cpu"

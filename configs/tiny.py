@@ -34,8 +34,10 @@ def get_config() -> ml_collections.ConfigDict:
                   align_loss="cosine", diversity_loss="gram", diversity_margin=0.5, end_token_loss=True)
   c.optim = dict(learning_rate=1e-3, warmup_steps=20, end_learning_rate_ratio=0.1, weight_decay=0.01,
                  b1=0.9, b2=0.95, clip_norm=1.0, frozen=(), lr_scale={})
-  c.train = dict(steps=300, seed=0, batch_size=16, log_every_steps=10, eval_every_steps=100, profile_start_step=0, profile_steps=5)
-  c.data = dict(path="", val_path="", max_prompt_len=128, max_answer_len=4, num_workers=0)
+  c.train = dict(steps=300, seed=0, batch_size=16, log_every_steps=10, eval_every_steps=100, profile_start_step=0,
+                 profile_steps=5, grad_accum_steps=1)
+  # One prompt shape: in a 300-step CPU run a second compile (~20 s) costs more than 64-token prompts save.
+  c.data = dict(path="", val_path="", max_prompt_len=128, bucket_prompts=False, max_answer_len=4, num_workers=0)
   c.mesh = dict(data=-1, fsdp=1, tensor=1)
   c.checkpoint = dict(every_steps=100, keep=3, best_metric="", best_mode="min", export_model=True)
   return ml_collections.ConfigDict(c)

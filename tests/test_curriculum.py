@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from tiny_models import CONFIG as MODEL_CONFIG
-from vlatent_jax.data.collate import Example, collate
+from vlatent_jax.data.collate import Example
 from vlatent_jax.data.curriculum import ALL, ExamplePlan, TargetSchedule
 from vlatent_jax.data.prompts import reasoning_texts
+from vlatent_jax.train.batch import collate
 
 
 def test_plain_modes_train_on_the_answer():

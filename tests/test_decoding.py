@@ -9,9 +9,10 @@ import pytest
 from flax import nnx
 
 from tiny_models import CONFIG, GRIDS, ROWS, START, padded_rows, pixels, tiny_model
-from vlatent_jax.inference import Model, prepare_batch
+from vlatent_jax.inference import Model
 from vlatent_jax.models.decoder import causal_mask, text_positions
-from vlatent_jax.rollout import inject, video_memory
+from vlatent_jax.models.inputs import prepare_batch
+from vlatent_jax.models.latent import inject, video_memory
 
 
 def _api_model(config=CONFIG):

@@ -31,7 +31,7 @@ from flax import nnx
 
 import hf_fixtures as hfx
 
-from vlatent_jax.inference import prepare_batch
+from vlatent_jax.models.inputs import prepare_batch
 from vlatent_jax.models.rope import rope_index
 from vlatent_jax.models.vision import vision_layout
 

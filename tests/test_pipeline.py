@@ -1,5 +1,7 @@
-"""The Grain pipeline over ArrayRecord shards: static shapes, seeding, per-process slices, resume, workers."""
+"""The Grain pipeline over ArrayRecord shards: static shapes, prompt buckets, seeding, per-process slices, resume,
+workers; data/ alone (a plain batch function) and with the model's batches (`train.batch.make_dataset`)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,10 +11,11 @@ import pytest
 from array_record.python.array_record_module import ArrayRecordWriter
 from tiny_models import CONFIG, VIDEO
 
-from vlatent_jax.data import records
-from vlatent_jax.data.collate import Example, collate
-from vlatent_jax.data.pipeline import Decode, dataset_size, make_dataset, processor_config
+from vlatent_jax.data import pipeline, records
+from vlatent_jax.data.collate import Example, stack
+from vlatent_jax.data.pipeline import Decode, bucket_lengths, dataset_size, processor_config
 from vlatent_jax.data.preprocess import VideoProcessorConfig, normalize_patches
+from vlatent_jax.train.batch import collate, make_dataset
 
 NUM, SHARDS, BATCH, K, MAX_ANSWER = 24, 2, 4, 3, 4
 GRIDS = ([2, 4, 4], [1, 4, 6])
@@ -151,6 +154,46 @@ def test_iterator_state_restores_exactly(data):
   fresh.set_state(state)
   for got, want in zip(_take(fresh, 2), expected):
     _assert_same(got, want)
+
+
+def test_default_buckets_are_powers_of_two_up_to_max_prompt_len():
+  assert bucket_lengths(2048) == (64, 128, 256, 512, 1024, 2048)
+  assert bucket_lengths(300) == (64, 128, 256, 300)
+  assert bucket_lengths(64) == (64,) and bucket_lengths(40) == (40,)
+  with pytest.raises(ValueError, match="max_prompt_len"):
+    bucket_lengths(0)
+
+
+def test_short_prompts_get_the_small_bucket_and_long_ones_the_large(data):
+  path, recs = data
+  batches = list(_ds(path, prompt_buckets=None, max_prompt_len=256, shuffle=False, num_epochs=1))
+  seqs = [b["input_ids"].shape[1] for b in batches]
+  # Unshuffled, batch i holds records 4i..4i+3; records 0 and 7 (batches 0 and 1) are the long ones.
+  needs = [max(len(recs[i]["prompt_ids"]) for i in range(j * BATCH, (j + 1) * BATCH)) + 1 for j in range(len(seqs))]
+  assert needs[0] > 128 and needs[1] > 128 and max(needs[2:]) <= 128, needs  # the premise
+  assert seqs[:2] == [256, 256]
+  assert seqs[2:] == [min(x for x in (64, 128, 256) if x >= n) for n in needs[2:]]
+  assert set(seqs[2:]) <= {64, 128}
+  with pytest.raises(ValueError, match="at most one of prompt_buckets and max_prompt_len"):
+    _ds(path, max_prompt_len=256)
+
+
+def _stacked(examples, **options):
+  """A plain batch function of data/ alone: the stacked examples as a dict (no model layout)."""
+  return dataclasses.asdict(stack(examples, latent_start_id=61, latent_end_id=62, **options))
+
+
+def test_data_pipeline_takes_a_plain_batch_function(data):
+  path, recs = data
+  ds = pipeline.make_dataset(path, batch_fn=_stacked, num_latents=K, batch_size=BATCH, max_answer_len=MAX_ANSWER,
+                             seed=0, shuffle=False, num_epochs=1, prompt_buckets=BUCKETS, process_index=0,
+                             process_count=1)
+  batch = next(iter(ds))
+  first = recs[:BATCH]
+  assert batch["prompt_ids"].shape == (BATCH, max(len(r["prompt_ids"]) for r in first) + 1)  # + <|latent_start|>
+  assert batch["pixel_values_videos"].dtype == np.uint8  # no normalize_fn: patches as stored
+  np.testing.assert_array_equal(batch["pixel_values_videos"], np.concatenate([r["patches"] for r in first]))
+  np.testing.assert_array_equal(batch["targets"][:, 0], 62)
 
 
 def test_prompt_longer_than_every_bucket_names_the_example(data):

@@ -322,7 +322,7 @@ def test_excluded_and_repeated_clips_are_redrawn(built, bench, tmp_path, monkeyp
 def test_shards_batch_through_the_pipeline(built, bench):
   from transformers import AutoTokenizer
 
-  from vlatent_jax.data.pipeline import make_dataset
+  from vlatent_jax.train.batch import make_dataset
 
   out, _ = built
   tok = AutoTokenizer.from_pretrained(str(bench / "tokenizer"))

@@ -8,7 +8,8 @@ from flax import nnx
 
 from tiny_models import END, ROWS, START, prepared, tiny_model
 from vlatent_jax.models.decoder import causal_mask, text_positions
-from vlatent_jax.rollout import inject, self_forcing_rollout, video_memory
+from vlatent_jax.models.latent import inject, video_memory
+from vlatent_jax.rollout import self_forcing_rollout
 
 def _model():
   return tiny_model()

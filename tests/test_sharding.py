@@ -21,18 +21,20 @@ from test_train_step import TINY
 
 from vlatent_jax import sharding
 from vlatent_jax.config import ConfigError, MeshConfig, model_config, parse
-from vlatent_jax.data.collate import Example, collate
+from vlatent_jax.data.collate import Example
 from vlatent_jax.sharding import path_string
+from vlatent_jax.train.batch import collate
 from vlatent_jax.train.setup import build_model, init_sharded_train_state
 from vlatent_jax.train.step import make_train_step
 
 MESHES = [(1, 1, 1), (8, 1, 1), (1, 8, 1), (2, 2, 2)]
+SCANNED = (2, 2, 2)  # also trained with scan_layers + remat: the FSDP gather then runs per layer inside the scan
 STEPS = 3
 
 
-def _config():
+def _config(**execution):
   llm = dict(TINY["llm"], tie_word_embeddings=False)  # covers lm_head too
-  return parse({"model": dict(TINY, llm=llm), "latent": {"mode": "videolatent", "num_latents": 3, "num_heads": 4},
+  return parse({"model": dict(TINY, llm=llm, **execution), "latent": {"mode": "videolatent", "num_latents": 3, "num_heads": 4},
                 "optim": {"learning_rate": 3e-3, "warmup_steps": 0}, "train": {"steps": 10, "batch_size": 8}})
 
 
@@ -59,11 +61,11 @@ def _worker():
   logger.propagate = False
   sharding.DEBUG = True
 
-  config = _config()
-  mc = model_config(config.model, config.latent)
-  host_batch = _batch(mc, config.latent.steps)
+  mc = model_config(_config().model, _config().latent)
+  host_batch = _batch(mc, _config().latent.steps)
   out = {"devices": jax.device_count()}
-  for shape in MESHES:
+  for shape, execution in [(m, {}) for m in MESHES] + [(SCANNED, {"scan_layers": True, "remat": "full"})]:
+    config = _config(**execution)
     applied.clear()
     start = time.time()
     mesh = sharding.make_mesh(MeshConfig(*shape), jax.devices()[:math.prod(shape)])
@@ -95,7 +97,7 @@ def _worker():
     result["shardings_kept"] = all(x.sharding == s for x, s in zip(jax.tree.leaves(state), jax.tree.leaves(state_sh)))
     result["constraints"] = sorted({m for m in applied if m.startswith("constrain")})
     result["seconds"] = time.time() - start
-    out["x".join(map(str, shape))] = result
+    out["x".join(map(str, shape)) + ("-scan" if execution else "")] = result
   return out
 
 
@@ -118,8 +120,7 @@ def test_sharded_losses_equal_one_device(multi_device):
   assert multi_device["devices"] == 8
   reference = multi_device["1x1x1"]["losses"]
   assert len(reference) == STEPS and reference[-1] < reference[0]
-  for shape in MESHES[1:]:
-    name = "x".join(map(str, shape))
+  for name in ["x".join(map(str, shape)) for shape in MESHES[1:]] + ["x".join(map(str, SCANNED)) + "-scan"]:
     np.testing.assert_allclose(multi_device[name]["losses"], reference, rtol=0, atol=1e-5, err_msg=name)
     assert multi_device[name]["shardings_kept"] and multi_device[name]["moments_follow_params"], name
 

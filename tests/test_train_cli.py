@@ -45,6 +45,13 @@ def _train(workdir, shards, steps, *extra, env=None):
 def test_train_resume_is_exact(shards, tmp_path):
   straight = _train(tmp_path / "straight", shards, 6)
   assert [r["step"] for r in straight] == [1, 2, 3, 4, 5, 6]
+  # No step waits for the host: metrics come off the device only at the step-3 checkpoint and the last
+  # step (train.log_every_steps is 10), so rows 1-3 and 4-6 were each written at one time (elapsed time
+  # = step / steps_per_s), and the two times are apart by steps 4-6.
+  elapsed = [r["step"] / r["steps_per_s"] for r in straight]
+  assert max(elapsed[:3]) - min(elapsed[:3]) < 1e-3 * elapsed[2]
+  assert max(elapsed[3:]) - min(elapsed[3:]) < 1e-3 * elapsed[5]
+  assert elapsed[3] - elapsed[2] > 10 * (max(elapsed[:3]) - min(elapsed[:3]))
   for key in ("loss", "answer_loss", "align_loss", "diversity_loss", "grad_norm", "lim_gate", "latent_cosine"):
     assert key in straight[0]
   assert (tmp_path / "straight" / "checkpoints" / "6").is_dir()
@@ -64,6 +71,15 @@ def test_bad_config_value_fails_before_compute(shards, tmp_path):
   result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
   assert result.returncode != 0
   assert "latent.mode" in result.stderr
+  assert not (tmp_path / "checkpoints").exists()
+
+
+def test_micro_batch_smaller_than_the_batch_shards_fails_naming_keys(shards, tmp_path):
+  cmd = _command(tmp_path, shards, 2, "--config.train.grad_accum_steps=4")  # 4 micro-batches of 1 on 2 devices
+  two = {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **two})
+  assert result.returncode != 0
+  assert "train.batch_size" in result.stderr and "train.grad_accum_steps" in result.stderr, result.stderr[-2000:]
   assert not (tmp_path / "checkpoints").exists()
 
 
@@ -123,41 +139,57 @@ def test_non_finite_loss_stops_naming_the_step(shards, tmp_path):
 
 
 def test_checkpoint_restores_on_another_mesh(shards, tmp_path):
+  """Resumed on a (2, 2, 2) mesh, in 2 micro-batches of 4 (each split over data x fsdp): the same losses as
+  the straight run on fsdp=8 with the whole batch of 8."""
   eight = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
   fsdp = ("--config.mesh.data=1", "--config.mesh.fsdp=8", "--config.mesh.tensor=1", "--config.train.batch_size=8")
   straight = _train(tmp_path / "straight", shards, 6, *fsdp, env=eight)
   _train(tmp_path / "moved", shards, 3, *fsdp, env=eight)
   moved = _train(tmp_path / "moved", shards, 6, "--config.mesh.data=2", "--config.mesh.fsdp=2",
-                 "--config.mesh.tensor=2", "--config.train.batch_size=8", env=eight)
+                 "--config.mesh.tensor=2", "--config.train.batch_size=8", "--config.train.grad_accum_steps=2",
+                 env=eight)
   assert [r["step"] for r in moved] == [1, 2, 3, 4, 5, 6]
   for a, b in zip(moved[3:], straight[3:]):
     assert abs(a["loss"] - b["loss"]) <= 1e-5 * max(1.0, abs(b["loss"])), (a, b)
 
 
-def test_two_processes_train_like_one(shards, tmp_path):
+def test_two_processes_train_like_one_and_stop_together(shards, tmp_path):
+  """Two processes of 4 devices equal one of 8; a SIGTERM to process 1 alone stops both at one step
+  (jax's preemption sync point), where they save together and exit 0."""
+  import signal
   import socket
+  import time
   single = _train(tmp_path / "single", shards, 3, "--config.train.batch_size=8",
                   env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
   with socket.socket() as s:
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
   workdir = tmp_path / "multi"
-  procs = [subprocess.Popen(_command(workdir, shards, 3, "--config.train.batch_size=8"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+  procs = [subprocess.Popen(_command(workdir, shards, 10_000, "--config.train.batch_size=8"), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "JAX_PLATFORMS": "cpu",
                                             "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
                                             "VLATENT_COORDINATOR": f"localhost:{port}", "VLATENT_NUM_PROCESSES": "2",
                                             "VLATENT_PROCESS_ID": str(i)}) for i in range(2)]
+  metrics = workdir / "metrics.jsonl"
+  deadline = time.time() + 600
+  while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
+    time.sleep(0.5)  # rows 1-3 arrive with the step-3 checkpoint
+  procs[1].send_signal(signal.SIGTERM)
   outputs = [p.communicate(timeout=600)[0] for p in procs]
   assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
   assert "2 processes, 8 devices" in outputs[0] and "[train]" not in outputs[1]  # only process 0 logs
   multi = _metrics(workdir)
-  assert [r["step"] for r in multi] == [1, 2, 3]  # one writer
-  for a, b in zip(multi, single):
+  stopped = multi[-1]["step"]
+  assert [r["step"] for r in multi] == list(range(1, stopped + 1))  # one writer
+  # Process 0 got no signal and stopped at process 1's step: both saved that step's checkpoint.
+  assert f"preempted (SIGTERM) at step {stopped}: saved" in outputs[0]
+  assert 3 < stopped < 10_000 and (workdir / "checkpoints" / str(stopped)).is_dir()
+  for a, b in zip(multi[:3], single):
     assert abs(a["loss"] - b["loss"]) <= 1e-5 * max(1.0, abs(b["loss"])), (a, b)
-  assert (workdir / "checkpoints" / "3").is_dir()
-  assert "vlatent_jax.train.export" in outputs[0] and not (workdir / "model").exists()
-  subprocess.run([sys.executable, "-m", "vlatent_jax.train.export", f"--workdir={workdir}"], check=True, cwd=ROOT,
-                 env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert not (workdir / "model").exists()
+  subprocess.run([sys.executable, "-m", "vlatent_jax.train.export", f"--workdir={workdir}", "--step=3"], check=True,
+                 cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"})
   # Same parameters up to float summation order (Adam's normalised update amplifies it near zero gradients).
   _assert_same_params(workdir / "model", tmp_path / "single" / "model", rtol=1e-4)
 

@@ -7,8 +7,9 @@ import numpy as np
 from flax import nnx
 
 from vlatent_jax.config import model_config, parse
-from vlatent_jax.data.collate import Example, batch_shapes, collate, pad_batch
-from vlatent_jax.inference import prepare_batch
+from vlatent_jax.data.collate import Example
+from vlatent_jax.models.inputs import prepare_batch
+from vlatent_jax.train.batch import batch_shapes, collate, pad_batch
 from vlatent_jax.train.setup import build_model
 from vlatent_jax.train.step import compute_losses
 from tests.tiny_models import CONFIG, GRIDS, ROWS, padded_rows, pixels, tiny_model

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from vlatent_jax.inference import prepare_batch
 from vlatent_jax.models.config import LatentModuleConfig, LLMConfig, ModelConfig, VisionConfig
+from vlatent_jax.models.inputs import prepare_batch
 from vlatent_jax.models.vlm import VideoLM
 
 VIDEO, START, END = 60, 61, 62

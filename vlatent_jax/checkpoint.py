@@ -23,8 +23,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from vlatent_jax.convert.hf import atomic_output_dir, copy_aux_files, read_hf
+from vlatent_jax.convert.hf import CheckpointError, atomic_output_dir, copy_aux_files, read_hf, read_json
 from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.models.stacking import unstack_layers
 
 FORMAT = "vlatent_jax"
 VERSION = 1
@@ -74,6 +75,7 @@ def save_checkpoint(path, config: ModelConfig, params: dict, meta: dict | None =
   Tokenizer / processor files are copied from `tokenizer_dir`, else from meta["source_dir"];
   `extra_files` ({file name: JSON object}) are written after them, inside the same atomic write.
   """
+  params = unstack_layers(params)  # one on-disk layout, however the model was built (models/stacking.py)
   meta = dict(meta or {})
   stored_meta = {k: v for k, v in meta.items() if k not in _TRANSIENT_META}
   header = {"format": FORMAT, "version": VERSION, "model": config.to_dict(), "meta": stored_meta}
@@ -101,7 +103,7 @@ def save_checkpoint(path, config: ModelConfig, params: dict, meta: dict | None =
 def _read_header(path: Path) -> dict[str, Any]:
   if not is_checkpoint(path):
     raise FileNotFoundError(f"'{path}' is not a vlatent_jax checkpoint (expected {CONFIG_NAME} and {PARAMS_DIR}/)")
-  header = json.loads((path / CONFIG_NAME).read_text())
+  header = read_json(path / CONFIG_NAME, "checkpoint config")
   if header.get("format") != FORMAT or header.get("version") != VERSION:
     raise ValueError(f"'{path / CONFIG_NAME}': unsupported format {header.get('format')!r} "
                      f"version {header.get('version')!r} (expected {FORMAT!r} version {VERSION})")
@@ -113,13 +115,21 @@ def load_checkpoint(path, dtype=None) -> tuple[ModelConfig, dict, dict[str, Any]
   path = Path(path).absolute()
   header = _read_header(path)
   config = ModelConfig.from_dict(header["model"])
+  params_dir = path / PARAMS_DIR
+  # The handler, not Checkpointer.metadata: that one logs why the metadata is unreadable and returns None.
+  handler = ocp.PyTreeCheckpointHandler()
   checkpointer = ocp.PyTreeCheckpointer()
   try:
-    tree = checkpointer.metadata(path / PARAMS_DIR).item_metadata.tree
+    tree = handler.metadata(params_dir).tree
     cast = None if dtype is None else np.dtype(jax.numpy.dtype(dtype))
     restore_args = jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray, dtype=cast), tree)
-    params = checkpointer.restore(path / PARAMS_DIR, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+    params = checkpointer.restore(params_dir, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+  except (OSError, ValueError) as e:  # orbax: FileNotFoundError, JSONDecodeError; tensorstore: ValueError
+    reason = str(e).split(" [tensorstore_spec=")[0]  # drop tensorstore's kilobyte-long spec dump
+    raise CheckpointError(f"checkpoint '{path}': cannot read the parameters in '{params_dir}' "
+                          f"(damaged or incomplete?): {reason}") from e
   finally:
+    handler.close()
     checkpointer.close()
   meta = dict(header.get("meta") or {})
   meta["source_dir"] = str(path)  # aux files live next to the params

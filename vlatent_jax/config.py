@@ -13,7 +13,7 @@ import os
 import typing
 from typing import Any
 
-from vlatent_jax.models.config import (LATENT_MODES, MODES, ConfigError, LatentModuleConfig, LLMConfig, ModelConfig,
+from vlatent_jax.models.config import (LATENT_MODES, MODES, ConfigError, ExecutionConfig, LatentModuleConfig, LLMConfig, ModelConfig,
                                        VisionConfig, require as _require)
 ALIGN_TARGETS = ("mean_pool", "attention_pool", "teacher")
 TRAIN_METRICS = ("loss", "answer_loss", "align_loss", "diversity_loss")
@@ -29,6 +29,9 @@ class ModelSpec:
   add_latent_tokens: bool = True  # add <|latent_start|>/<|latent_end|>/<|latent_pad|> when missing
   dtype: str = "float32"        # compute dtype: float32 | bfloat16
   param_dtype: str = "float32"  # master weights
+  remat: str = "none"           # activation checkpointing per layer / block / latent step: none | full | a jax.checkpoint_policies name
+  scan_layers: bool = False     # decoder layers and vision blocks as one lax.scan over stacked parameters
+  attention: str = "auto"       # auto (GPU: cuDNN flash where it applies; CPU/TPU: einsum) | xla | cudnn | einsum (reference)
 
   def __post_init__(self):
     for key in ("dtype", "param_dtype"):
@@ -37,6 +40,11 @@ class ModelSpec:
     if not self.init_from:
       VisionConfig(**self.vision)
       LLMConfig(**self.llm)
+    self.execution  # validates remat / scan_layers / attention
+
+  @property
+  def execution(self) -> ExecutionConfig:
+    return ExecutionConfig(remat=self.remat, scan_layers=self.scan_layers, attention=self.attention)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +138,7 @@ class TrainConfig:
   steps: int = 100             # total training steps
   seed: int = 0                # parameter init and data shuffling
   batch_size: int = 8          # global batch (over all processes and devices)
+  grad_accum_steps: int = 1    # micro-batches of batch_size / N per step (one lax.scan); gradients summed like one batch
   log_every_steps: int = 10    # metrics fetched from the device (and a plain log line off a terminal) every N steps
   eval_every_steps: int = 0   # validation losses every N steps (and at the end); 0 = never
   profile_start_step: int = 0  # first step of a jax.profiler trace window (W/profile); 0 = no trace
@@ -138,6 +147,8 @@ class TrainConfig:
   def __post_init__(self):
     _require(self.steps > 0, "train.steps", f"must be positive, got {self.steps}")
     _require(self.batch_size > 0, "train.batch_size", f"must be positive, got {self.batch_size}")
+    _require(self.grad_accum_steps > 0 and self.batch_size % self.grad_accum_steps == 0, "train.grad_accum_steps",
+             f"must be positive and divide train.batch_size={self.batch_size}, got {self.grad_accum_steps}")
     _require(self.eval_every_steps >= 0, "train.eval_every_steps", f"must be >= 0, got {self.eval_every_steps}")
     _require(self.profile_start_step >= 0 and self.profile_steps > 0, "train.profile_start_step",
              f"needs profile_start_step >= 0 and profile_steps > 0, got {self.profile_start_step}, "
@@ -148,7 +159,8 @@ class TrainConfig:
 class DataConfig:
   path: str = ""            # prepared shards; empty = generate the embedded benchmark under the workdir
   val_path: str = ""        # prepared validation shards (embedded benchmark: its val split)
-  max_prompt_len: int = 512   # prompt bucket (tokens, video tokens and <|latent_start|> included)
+  max_prompt_len: int = 512   # longest prompt (tokens, video tokens and <|latent_start|> included)
+  bucket_prompts: bool = True  # training batches padded to the smallest of 64, 128, ... max_prompt_len that fits (one compile each); False = always max_prompt_len
   max_answer_len: int = 16    # answer tokens incl. <|im_end|>; longer answers fail naming the example
   num_workers: int = 0        # Grain worker processes (0 = prefetch threads only)
 

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from vlatent_jax.models.decoder import KVCache, causal_mask, text_positions
+from vlatent_jax.models.latent import inject, video_memory
 from vlatent_jax.models.vlm import VideoLM
-from vlatent_jax.rollout import inject, video_memory
 
 
 def sample_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: float) -> jax.Array:

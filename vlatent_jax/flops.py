@@ -5,10 +5,11 @@ tied or untied LM head over the predicted positions, alignment projection) and t
 score and value matmuls. Not counted: norms, rotary, activations, softmax, losses, the optimizer
 (elementwise, a few % of the total on the shapes where MFU matters).
 
-Attention is counted as the code runs it: dense over the key buffer with masks, no causal or
-windowed kernel. Decoder queries each see the whole rollout cache (P + K + A - 1 keys); vision
-patches see their whole temporal slice, window blocks included. Padding is not counted: the
-caller passes valid patch counts and the prompt length it wants charged.
+Attention is counted as the code runs it: dense over the key buffer with masks, no causal kernel.
+Decoder queries each see the whole rollout cache (P + K + A - 1 keys); vision patches see their
+whole temporal slice in full-attention blocks and one window (`window_patches` slots, windows are
+a batch axis) in window blocks. Padding is not counted: the caller passes valid patch counts and
+the prompt length it wants charged.
 
 Backward = 2x forward for each matmul (input and weight gradients), so a trained part costs 3x.
 A frozen vision tower costs 1x (its inputs are data, so nothing needs its gradients); the patch
@@ -57,11 +58,13 @@ def vision_flops(vision: VisionConfig, patches: int, slices: int) -> dict[str, f
     raise ValueError(f"{patches} vision patches need at least one slice, got {slices}")
   d, f = vision.hidden_size, vision.intermediate_size
   per_slice = patches / slices
+  full = len(set(vision.fullatt_block_indexes))
+  keys = full * per_slice + (vision.depth - full) * min(per_slice, vision.window_patches)  # summed over blocks
   merged, wide = patches / vision.merge_unit, d * vision.merge_unit
   return {
       "patch_embed": 2.0 * patches * vision.patch_dim * d,
       "blocks": vision.depth * 2.0 * patches * (3 * d * d + d * d + 3 * d * f),  # qkv, proj; gate, up, down
-      "attention": vision.depth * 2 * 2.0 * patches * per_slice * d,
+      "attention": 2 * 2.0 * patches * keys * d,
       "merger": 2.0 * merged * (wide * wide + wide * vision.out_hidden_size),
   }
 

@@ -2,14 +2,19 @@
 
 Inputs are named and laid out as Hugging Face's Qwen2.5-VL processor returns
 them (numpy or anything array-like). Host-side preparation (rope index, vision
-layout, bucketing to static shapes) is numpy; the model runs in two jitted
+layout, bucketing to static shapes: `models.inputs.prepare_batch`) is numpy; the model runs in two jitted
 programs: a forward pass and a generate loop (prefill + `lax.scan` of one-token
 decode steps over a static KV cache).
+
+With a `mesh` (`sharding.make_mesh`) the parameters are stored split by the logical axis rules (FSDP over
+`fsdp`, tensor parallel over `tensor`) and all-gathered per program for compute, and each batch is split
+over the batch axes (data x fsdp), so a model larger than one chip's memory still evaluates.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -17,97 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from vlatent_jax import decoding
-from vlatent_jax.models.config import LATENT_MODES, MODES, ModelConfig
+from vlatent_jax import decoding, sharding
+from vlatent_jax.models.config import LATENT_MODES, MODES, ExecutionConfig, ModelConfig
 from vlatent_jax.models.decoder import causal_mask
-from vlatent_jax.models.rope import rope_index
-from vlatent_jax.models.vision import VisionInputs, per_example_layout, vision_layout
+from vlatent_jax.models.inputs import PreparedBatch, prepare_batch
+from vlatent_jax.models.stacking import stack_layers, unstack_layers
 from vlatent_jax.models.vlm import VideoLM
 
-SEQ_BUCKET = 64
 GENERATE_STATIC = ("max_new_tokens", "temperature", "top_p", "num_latents", "use_lim", "stop_early",
                    "min_new_tokens", "lim_attention")
-
-
-def _round_up(n: int, multiple: int) -> int:
-  return max(multiple, -(-n // multiple) * multiple)
-
-
-@dataclasses.dataclass
-class PreparedBatch:
-  """Device-ready inputs; every array has a bucketed static shape."""
-  input_ids: np.ndarray      # [B,S]
-  attention_mask: np.ndarray  # [B,S] bool
-  position_ids: np.ndarray   # [3,B,S]
-  next_position: np.ndarray  # [B] position of the first generated token
-  vision: VisionInputs | None
-  feature_index: np.ndarray | None  # [B,S]
-
-
-def prepare_batch(config: ModelConfig, input_ids, attention_mask=None, pixel_values_videos=None,
-                  video_grid_thw=None, second_per_grid_ts=None, *, left_align: bool = False,
-                  seq_len: int | None = None, per_example: bool = False) -> PreparedBatch:
-  """HF processor outputs -> PreparedBatch.
-
-  left_align=True moves each row's valid tokens to the right end (left padding),
-  so that generation appends every row at the same cache index.
-  per_example=True lays the videos out per row (`vision.per_example_layout`), as
-  data-parallel training needs; the default packs all of them (no per-row padding).
-  """
-  ids = np.asarray(input_ids)
-  if ids.ndim != 2:
-    raise ValueError(f"input_ids must be [batch, seq], got shape {ids.shape}")
-  mask = np.ones(ids.shape, bool) if attention_mask is None else np.asarray(attention_mask).astype(bool)
-  if mask.shape != ids.shape:
-    raise ValueError(f"attention_mask shape {mask.shape} != input_ids shape {ids.shape}")
-  if (ids >= config.llm.vocab_size).any() or (ids < 0).any():
-    raise ValueError(f"input_ids outside the vocabulary [0, {config.llm.vocab_size})")
-  batch, seq = ids.shape
-  target = seq_len or _round_up(seq, SEQ_BUCKET)
-  if target < seq:
-    raise ValueError(f"seq_len {target} < input length {seq}")
-  pad = target - seq
-  pad_id = config.pad_token_id or 0
-  if left_align:
-    new_ids = np.full((batch, target), pad_id, ids.dtype)
-    new_mask = np.zeros((batch, target), bool)
-    for b in range(batch):
-      valid = ids[b][mask[b]]
-      new_ids[b, target - len(valid):] = valid
-      new_mask[b, target - len(valid):] = True
-    ids, mask = new_ids, new_mask
-  else:
-    ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=pad_id)
-    mask = np.pad(mask, ((0, 0), (0, pad)))
-
-  is_video = (ids == config.video_token_id) & mask
-  vision, feature_index = None, None
-  if pixel_values_videos is not None:
-    if video_grid_thw is None:
-      raise ValueError("pixel_values_videos given without video_grid_thw")
-    merged = int(np.prod(np.asarray(video_grid_thw).reshape(-1, 3), axis=1).sum()) // config.vision.merge_unit
-    if is_video.sum() != merged:
-      raise ValueError(f"input_ids hold {int(is_video.sum())} video tokens but the videos give "
-                       f"{merged} merged features")
-    if per_example:
-      vision, feature_index = per_example_layout(pixel_values_videos, video_grid_thw, is_video, config.vision)
-    else:
-      vision = vision_layout(pixel_values_videos, video_grid_thw, config.vision)
-      feature_index = np.full(ids.shape, -1, np.int32)
-      feature_index[is_video] = np.arange(int(is_video.sum()), dtype=np.int32)
-  elif is_video.any():
-    raise ValueError("input_ids contain video tokens but pixel_values_videos is None")
-
-  position_ids, _ = rope_index(
-      ids, video_grid_thw if vision is not None else None, second_per_grid_ts, mask,
-      video_token_id=config.video_token_id, image_token_id=config.image_token_id,
-      spatial_merge_size=config.vision.spatial_merge_size, tokens_per_second=config.vision.tokens_per_second)
-  # The first generated token follows the last prompt token (HF 5.x generate: last position + 1,
-  # as in a full forward over prompt + answer). Not max position + 1 (= length + rope delta):
-  # text after a video resumes at start + max(h, w) / merge, below the video's last temporal position.
-  last = np.where(mask.any(-1), mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=-1), 0)
-  next_position = np.where(mask.any(-1), position_ids[:, np.arange(batch), last].max(0) + 1, 0).astype(np.int32)
-  return PreparedBatch(ids.astype(np.int32), mask, position_ids, next_position, vision, feature_index)
 
 
 def forward_hidden(module: VideoLM, batch: dict[str, Any]) -> jax.Array:
@@ -118,18 +41,33 @@ def forward_hidden(module: VideoLM, batch: dict[str, Any]) -> jax.Array:
 
 
 class Model:
-  """A loaded Qwen2.5-VL-architecture model with a numpy-in, numpy-out API."""
+  """A loaded Qwen2.5-VL-architecture model with a numpy-in, numpy-out API.
+
+  params: a pure dict in either layer layout (per-layer as checkpoints hold it, or stacked); it is laid out
+  as `execution.scan_layers` needs. mesh: a `sharding.make_mesh` mesh; each parameter goes from host straight
+  into its shards (never whole on one device) and batches are split over the batch mesh axes.
+  """
 
   def __init__(self, config: ModelConfig, params: dict, *, dtype=jnp.float32, source: str | None = None,
-               meta: dict | None = None):
+               meta: dict | None = None, mesh: jax.sharding.Mesh | None = None,
+               execution: ExecutionConfig | None = None):
     self.config = config
     self.dtype = jnp.dtype(dtype)
     self.source = source
     self.meta = meta or {}
-    abstract = nnx.eval_shape(lambda: VideoLM(config, rngs=nnx.Rngs(0), dtype=self.dtype, param_dtype=self.dtype))
+    self.mesh = mesh
+    self.execution = execution or ExecutionConfig()
+    abstract = nnx.eval_shape(lambda: VideoLM(config, rngs=nnx.Rngs(0), dtype=self.dtype, param_dtype=self.dtype,
+                                              execution=self.execution))
     self.graphdef, state = nnx.split(abstract)
-    params = jax.tree.map(lambda x: jnp.asarray(x, self.dtype), params)
-    nnx.replace_by_pure_dict(state, params)
+    params = stack_layers(params) if self.execution.scan_layers else unstack_layers(params)
+    if mesh is None:
+      nnx.replace_by_pure_dict(state, jax.tree.map(lambda x: jnp.asarray(x, self.dtype), params))
+    else:
+      shardings = sharding.param_shardings(state, mesh)  # from the abstract shapes, before the arrays exist
+      nnx.replace_by_pure_dict(state, params)
+      # device_put of a host array to a NamedSharding copies each device only its own slice.
+      state = jax.tree.map(lambda x, s: jax.device_put(np.asarray(x, self.dtype), s), state, shardings)
     self.state = state
     self._logits_fn = jax.jit(self._logits_impl)
     self._generate_fn = jax.jit(self._generate_impl, static_argnames=GENERATE_STATIC)
@@ -138,22 +76,42 @@ class Model:
   def module(self) -> VideoLM:
     return nnx.merge(self.graphdef, self.state)
 
+  @property
+  def batch_multiple(self) -> int:
+    """Rows per batch must be a multiple of this (the batch mesh axes' size); batches are padded to it."""
+    if self.mesh is None:
+      return 1
+    axes = dict(sharding.DEFAULT_RULES)["batch"]
+    return math.prod(self.mesh.shape[a] for a in axes)
+
+  def _compute_module(self, state) -> VideoLM:
+    # Inside jit under mesh_context: FSDP-split weights are all-gathered for compute (a no-op without a mesh).
+    return nnx.merge(self.graphdef, sharding.gather_params(state))
+
   def _logits_impl(self, state, batch):
-    module = nnx.merge(self.graphdef, state)
-    return module.llm.logits(forward_hidden(module, batch)).astype(jnp.float32)
+    with sharding.mesh_context(self.mesh):
+      module = self._compute_module(state)
+      return module.llm.logits(forward_hidden(module, batch)).astype(jnp.float32)
 
   def _generate_impl(self, state, batch, rng, **options):
-    module = nnx.merge(self.graphdef, state)
     pad_id = self.config.pad_token_id if self.config.pad_token_id is not None else (self.config.eos_token_ids or (0,))[0]
-    return decoding.generate(module, batch, rng, eos_ids=self.config.eos_token_ids, pad_id=pad_id,
-                             latent_end_id=self.config.latent_end_token_id, **options)
+    with sharding.mesh_context(self.mesh):
+      return decoding.generate(self._compute_module(state), batch, rng, eos_ids=self.config.eos_token_ids,
+                               pad_id=pad_id, latent_end_id=self.config.latent_end_token_id, **options)
 
-  @staticmethod
-  def _device_batch(prepared: PreparedBatch) -> dict[str, Any]:
+  def _prepare(self, *args, **kwargs) -> PreparedBatch:
+    # Split over devices, each row needs its own videos (per-example layout); packed is leaner on one device.
+    return prepare_batch(self.config, *args, **kwargs, per_example=self.mesh is not None)
+
+  def _device_batch(self, prepared: PreparedBatch) -> dict[str, Any]:
     batch = {k: v for k, v in dataclasses.asdict(prepared).items() if v is not None and k != "vision"}
     if prepared.vision is not None:
       batch["vision"] = prepared.vision
-    return jax.tree.map(jnp.asarray, batch)
+    if self.mesh is None:
+      return jax.tree.map(jnp.asarray, batch)
+    # device_put, not shard_batch: every process holds the whole batch here, not its own share of it.
+    batch = _pad_rows(batch, self.batch_multiple)
+    return jax.device_put(batch, sharding.batch_shardings(batch, self.mesh))
 
   def logits(self, input_ids, attention_mask=None, pixel_values_videos=None, video_grid_thw=None,
              second_per_grid_ts=None, **processor_extras) -> np.ndarray:
@@ -162,11 +120,10 @@ class Model:
     `processor_extras` absorbs other processor outputs (e.g. mm_token_type_ids),
     which this model derives from input_ids.
     """
-    seq = np.asarray(input_ids).shape[-1]
-    prepared = prepare_batch(self.config, input_ids, attention_mask, pixel_values_videos, video_grid_thw,
-                             second_per_grid_ts)
+    rows, seq = np.asarray(input_ids).shape[0], np.asarray(input_ids).shape[-1]
+    prepared = self._prepare(input_ids, attention_mask, pixel_values_videos, video_grid_thw, second_per_grid_ts)
     out = self._logits_fn(self.state, self._device_batch(prepared))
-    return np.asarray(out)[:, :seq]
+    return np.asarray(out)[:rows, :seq]  # padding rows (mesh) and positions (bucket) dropped
 
   def generate(self, input_ids, attention_mask=None, pixel_values_videos=None, video_grid_thw=None,
                second_per_grid_ts=None, *, max_new_tokens: int = 32, temperature: float = 0.0,
@@ -199,8 +156,9 @@ class Model:
       if num_latents < 1:
         raise ValueError(f"num_latents must be >= 1 for mode {mode!r}, got {num_latents}")
       input_ids, attention_mask = _append_token(input_ids, attention_mask, self.config.latent_start_token_id)
-    prepared = prepare_batch(self.config, input_ids, attention_mask, pixel_values_videos, video_grid_thw,
-                             second_per_grid_ts, left_align=True)
+    prepared = self._prepare(input_ids, attention_mask, pixel_values_videos, video_grid_thw, second_per_grid_ts,
+                             left_align=True)
+    rows = prepared.input_ids.shape[0]
     cot = cot_tokens if mode == "cot" else 0
     lim_attention = bool(lim_attention and mode == "videolatent")
     out = self._generate_fn(
@@ -208,9 +166,9 @@ class Model:
         temperature=float(temperature), top_p=float(top_p), num_latents=num_latents if latent else 0,
         use_lim=mode == "videolatent", stop_early=bool(stop_early and latent), min_new_tokens=cot,
         lim_attention=lim_attention)
-    tokens, info = np.asarray(out[0]), {"latent_steps": np.asarray(out[1])}
+    tokens, info = np.asarray(out[0])[:rows], {"latent_steps": np.asarray(out[1])[:rows]}
     if lim_attention:
-      info["lim_attention"] = _per_slice(np.asarray(out[2]), prepared, video_grid_thw, self.config)
+      info["lim_attention"] = _per_slice(np.asarray(out[2])[:rows], prepared, video_grid_thw, self.config)
     return (tokens, info) if return_info else tokens
 
 
@@ -225,6 +183,22 @@ def _per_slice(weights: np.ndarray, prepared: PreparedBatch, video_grid_thw, con
     positions = np.flatnonzero(is_video[b])  # in (t, h, w) order, as rope_index lays them out
     out[b, :, :t] = weights[b][:, positions].reshape(weights.shape[1], t, -1).sum(-1)
   return out
+
+
+def _pad_rows(batch: dict[str, Any], multiple: int) -> dict[str, Any]:
+  """Repeats the last row until the rows are a multiple of `multiple` (copies of a real row: an all-padding
+  row would attend to nothing). The batch dim of each key is where `sharding.BATCH_AXES` puts it."""
+  rows = batch["input_ids"].shape[0]
+  extra = -rows % multiple
+  if not extra:
+    return batch
+
+  def pad(path, x):
+    axis = sharding.logical_axes(sharding.path_string(path), sharding.BATCH_AXES).index("batch")
+    last = np.take(np.asarray(x), [rows - 1] * extra, axis=axis)
+    return np.concatenate([np.asarray(x), last], axis=axis)
+
+  return jax.tree_util.tree_map_with_path(pad, batch)
 
 
 def _append_token(input_ids, attention_mask, token: int):
@@ -242,15 +216,16 @@ def _append_token(input_ids, attention_mask, token: int):
   return ids, mask
 
 
-def load(path: str, dtype=None) -> Model:
+def load(path: str, dtype=None, *, mesh: jax.sharding.Mesh | None = None,
+         execution: ExecutionConfig | None = None) -> Model:
   """Loads an HF Qwen2.5-VL directory or a vlatent_jax checkpoint directory.
 
   dtype: compute and parameter dtype (e.g. jnp.bfloat16 or "float32"); default:
-  the stored dtype.
+  the stored dtype. mesh, execution: see `Model`.
   """
   from vlatent_jax.checkpoint import load_params  # local: keeps `import vlatent_jax` light
 
   config, params, meta = load_params(path)
   if dtype is None:
     dtype = next(iter(jax.tree.leaves(params))).dtype
-  return Model(config, params, dtype=dtype, source=str(path), meta=meta)
+  return Model(config, params, dtype=dtype, source=str(path), meta=meta, mesh=mesh, execution=execution)

@@ -3,6 +3,7 @@
   python -m vlatent_jax.predict --ckpt C --video clip.mp4 --question "Which colour came first?"
       [--options red,blue,green] [--question-type "multiple choice"] [--mode videolatent|sft|cot|continuous_thought]
       [--num-latents K] [--fps F] [--max-frames N] [--max-new-tokens 16] [--repeats 1] [--json]
+      [--mesh data=1,fsdp=8,tensor=1] [--scan-layers]
 
 C is a vlatent_jax checkpoint or an HF Qwen2.5-VL folder. The prompt is the training template for the
 question type (multiple choice with --options, else free-form). Prints the model's output, the extracted
@@ -45,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--min-pixels", type=int, help="per-frame pixel budget (default: checkpoint / tokenizer folder)")
   p.add_argument("--max-pixels", type=int, help="per-frame pixel budget (default: checkpoint / tokenizer folder)")
   p.add_argument("--dtype", choices=("bfloat16", "float32", "float16"), help="default: the stored dtype")
+  p.add_argument("--mesh", help="split the model over the devices, e.g. data=1,fsdp=8,tensor=1 (fsdp: parameters "
+                 "split, tensor: heads / MLP / vocabulary split, data x fsdp: the batch split); default: one device")
+  p.add_argument("--scan-layers", action="store_true",
+                 help="run the layers as one scan over stacked parameters (faster compiles, per-layer FSDP gather)")
   p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
   return p
 
@@ -61,13 +66,19 @@ def parse_args(argv=None) -> argparse.Namespace:
       p.error(f"--{name.replace('_', '-')} must be >= 1")
   if args.repeats < 0 or (args.cot_tokens or 0) < 0 or (args.fps is not None and args.fps <= 0):
     p.error("--repeats and --cot-tokens must be >= 0, --fps > 0")
+  if args.mesh is not None:
+    try:
+      harness.parse_mesh(args.mesh)
+    except ValueError as e:
+      p.error(str(e))
   return args
 
 
 def load_inputs(args):
   """(model, processor, settings, frames, fps, decode seconds); bad input raises OSError / ValueError."""
   video.check_file(args.video)  # a missing or cut-off file fails before the model loads
-  model, processor = harness.load(args.ckpt, args.tokenizer, args.min_pixels, args.max_pixels, args.dtype)
+  model, processor = harness.load(args.ckpt, args.tokenizer, args.min_pixels, args.max_pixels, args.dtype,
+                                  mesh=args.mesh, scan_layers=args.scan_layers)
   settings = harness.resolve_settings(
       model, args.mode, args.num_latents, {"fps": args.fps, "max_frames": args.max_frames, "num_frames": args.num_frames})
   settings.update(harness.resolve_budget(model, settings["mode"], args.max_new_tokens, args.cot_tokens))

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from vlatent_jax.models.decoder import KVCache, causal_mask, text_positions
+from vlatent_jax.models.latent import inject, video_memory
+from vlatent_jax.models.layers import remat
 from vlatent_jax.models.vlm import VideoLM
 
 
@@ -33,19 +35,9 @@ class RolloutOutput(NamedTuple):
   video_attention: jax.Array | None = None  # [B,A] attention mass on video tokens behind each prediction
 
 
-def video_memory(module: VideoLM, prompt_embeds: jax.Array, video_mask: jax.Array, use_lim: bool):
-  """What the LIM reads at every latent step (its keys/values of the video tokens), or None."""
-  return module.latent.video_memory(prompt_embeds, video_mask) if use_lim else None
-
-
-def inject(module: VideoLM, hidden: jax.Array, memory) -> jax.Array:
-  """Next latent input embedding from the last hidden state: LIM(h) or, for continuous thought, h."""
-  return hidden if memory is None else module.latent(hidden, memory)
-
-
 def _video_mass(weights, video_keys: jax.Array) -> jax.Array:
-  """Per-layer probabilities [B,N,T,S] -> attention mass on video keys [B,T], mean over layers and heads."""
-  return jnp.mean(jnp.stack([jnp.einsum("bnts,bs->bt", w, video_keys) / w.shape[1] for w in weights]), axis=0)
+  """Per-layer probabilities [L,B,N,T,S] -> attention mass on video keys [B,T], mean over layers and heads."""
+  return jnp.einsum("lbnts,bs->bt", weights, video_keys) / (weights.shape[0] * weights.shape[2])
 
 
 def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents: int, use_lim: bool,
@@ -87,6 +79,8 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
                      causal_mask(key_valid, index, 1), cache, index)
     return (jnp.where(on[:, None], out[:, 0], h), cache), z
 
+  step = remat(step, module.execution.remat, prevent_cse=False)
+
   def scan(carry, lo, hi):
     return jax.lax.scan(step, carry, (jnp.arange(lo, hi), active[:, lo:hi].T, offsets[:, lo:hi].T))
 
@@ -97,8 +91,8 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
     # Cut the early steps out of the backward pass: their outputs and the cache slots they wrote.
     h, early = jax.lax.stop_gradient(h), jax.lax.stop_gradient(early)
     region = (jnp.arange(max_len) >= p) & (jnp.arange(max_len) < p + k_steps - m)
-    region = region[None, :, None, None]
-    cache = KVCache(*[tuple(jnp.where(region, jax.lax.stop_gradient(c), c) for c in part) for part in cache])
+    region = region[None, None, :, None, None]  # [L, B, S, K, H]
+    cache = jax.tree.map(lambda c: jnp.where(region, jax.lax.stop_gradient(c), c), cache)
     latents.append(early)
   if m > 0:
     (h, cache), late = scan((h, cache), k_steps - m, k_steps)
@@ -114,6 +108,6 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
   logits = llm.logits(jnp.concatenate([h[:, None].astype(answer_hidden.dtype), answer_hidden], axis=1))
   attention = None
   if attention_to_video:  # targets[0] is predicted by the prompt's last query (for K > 0: <|latent_end|>, unused)
-    attention = jnp.concatenate([_video_mass([w[:, :, -1:] for w in prefill[2]], video_keys),
+    attention = jnp.concatenate([_video_mass(prefill[2][:, :, :, -1:], video_keys),
                                  _video_mass(answer[2], video_keys)], axis=1)
   return RolloutOutput(logits, jnp.swapaxes(latents, 0, 1), embeds, attention)

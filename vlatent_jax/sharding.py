@@ -33,7 +33,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from vlatent_jax.models.config import ConfigError
+from vlatent_jax.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 DEBUG = False  # log every spec `constrain` applies (set vlatent_jax.sharding.DEBUG = True)
@@ -76,6 +76,10 @@ PARAM_AXES = (
     (r"latent/gate", (None,)),
     (r"weight", ("norm",)),  # RMSNorm scales
 )
+
+# Layer containers that `model.scan_layers` stacks: a parameter directly under one (no layer index in its
+# path) carries a leading [L] axis, named "layers" (no rule: replicated; FSDP splits each layer's D).
+STACKED_LAYERS = r"(?:.*/)?(?:llm/layers|vision/blocks)/(?!\d+/)"
 
 # Batch key -> logical axes of its leading dims (the rest replicated).
 BATCH_AXES = (
@@ -140,9 +144,10 @@ def logical_to_sharding(names, mesh, rules=DEFAULT_RULES, shape=None) -> NamedSh
 def logical_axes(path: str, table=PARAM_AXES) -> tuple:
   """The logical axes of the first table row whose pattern matches a suffix of `path`."""
   path = path.removesuffix("/value")
+  layers = ("layers",) if table is PARAM_AXES and re.match(STACKED_LAYERS, path) else ()
   for pattern, names in table:
     if re.fullmatch(rf"(?:.*/)?(?:{pattern})", path):
-      return names
+      return layers + names
   raise ValueError(f"no sharding rule matches parameter '{path}': add a row to vlatent_jax.sharding.PARAM_AXES")
 
 
@@ -173,7 +178,7 @@ def shard_batch(batch, mesh, rules=DEFAULT_RULES):
   """Host (numpy) batch -> global arrays. Each process passes its own examples; the global batch is
   their concatenation along the batch dims (single-process: the batch itself); every key, videos included
   (per-example layout), leads with the batch dim, and all processes must pass the same shapes
-  (`collate.pad_batch`)."""
+  (`train.batch.pad_batch`)."""
   batch = jax.tree.map(np.asarray, batch)
   processes = jax.process_count()
 
@@ -212,8 +217,13 @@ def gather_params(params, rules=DEFAULT_RULES):
   if jax.sharding.get_abstract_mesh().empty:
     return params
   rules = compute_rules(rules)
-  return jax.tree_util.tree_map_with_path(
-      lambda path, x: constrain(x, logical_axes(path_string(path)) if x.ndim else (), rules), params)
+
+  def gather(path, x):
+    names = logical_axes(path_string(path)) if x.ndim else ()
+    # Stacked layers are gathered one layer at a time inside their scan (models/layers.scan_layers).
+    return x if names[:1] == ("layers",) else constrain(x, names, rules)
+
+  return jax.tree_util.tree_map_with_path(gather, params)
 
 
 def constrain(x: jax.Array, names, rules=DEFAULT_RULES) -> jax.Array:

@@ -54,7 +54,7 @@ def answer_attention(module, batch, prompt_embeds: jax.Array) -> jax.Array:
   embeds = jnp.concatenate([prompt_embeds, llm.embed(answer)], 1)
   positions = jnp.concatenate([batch["position_ids"], text_positions(batch["next_position"], answer.shape[1])], 2)
   key_valid = jnp.concatenate([batch["attention_mask"], batch["answer_mask"] > 0], 1)
-  _, _, weights = llm(embeds, positions, causal_mask(key_valid, 0, embeds.shape[1]), return_weights=True)
+  _, _, weights = llm(embeds, positions, causal_mask(key_valid, 0, embeds.shape[1]), return_weights="last")
   probs = weights[-1][:, :, p:, :p]  # answer queries over prompt keys [B,N,A,P]
   answer_w = (batch["answer_mask"] > 0).astype(jnp.float32)
   relevance = jnp.einsum("bnts,bt->bs", probs, answer_w) / jnp.maximum(answer_w.sum(-1, keepdims=True), 1.0)

@@ -4,7 +4,8 @@
   python -m vlatent_jax.convert jax-to-hf --ckpt C --out D2 [--max-shard-size 2GB]
 
 Bad input (missing directory, unsupported architecture, unknown key, shape
-mismatch, existing output) prints one line to stderr and exits with status 2.
+mismatch, truncated or damaged file, existing output) prints one line to
+stderr, naming the file, and exits with status 2.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   start = time.perf_counter()
   from safetensors import SafetensorError
-  try:  # ConfigError and CheckpointError are ValueErrors; FileNotFound/FileExists are OSErrors
+  # ConfigError and CheckpointError (unreadable safetensors / orbax files) are ValueErrors;
+  # FileNotFound/FileExists are OSErrors; a bare SafetensorError could only come from writing.
+  try:
     message = _hf_to_jax(args) if args.command == "hf-to-jax" else _jax_to_hf(args)
   except (OSError, KeyError, ValueError, SafetensorError) as e:
     text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
@@ -78,5 +81,14 @@ def main(argv=None) -> int:
   return 0
 
 
+def _drop_closed_loop_noise(unraisable, default=sys.unraisablehook) -> None:
+  """After a failed orbax restore, tensorstore reads still in flight call back into the closed
+  asyncio loop and print 'Event loop is closed' tracebacks; the real error is already reported."""
+  e = unraisable.exc_value
+  if not (isinstance(e, RuntimeError) and str(e) == "Event loop is closed"):
+    default(unraisable)
+
+
 if __name__ == "__main__":
+  sys.unraisablehook = _drop_closed_loop_noise  # this process only: not when main() is called as a function
   sys.exit(main())

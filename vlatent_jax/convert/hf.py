@@ -22,12 +22,12 @@ from typing import Any, Iterator
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from vlatent_jax.convert import keys
 from vlatent_jax.convert.hf_config import config_from_hf, config_to_hf
-from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.models.config import ConfigError, ModelConfig
 from vlatent_jax.models.vlm import VideoLM
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,64 @@ AUX_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.tx
 
 
 class CheckpointError(ValueError):
-  """The checkpoint does not match the model its config describes; the message names key and file."""
+  """A checkpoint file is unreadable or does not match the model its config describes; the message names
+  the file (and the key)."""
+
+
+# --- reading files: every error names the file and says what is wrong with it ---
+
+_MAX_HEADER = 100 * 1024**2  # safetensors refuses larger headers too
+
+
+def _diagnose(path: Path) -> str:
+  """What is wrong with a file safetensors refused to open, from its size and header."""
+  size = path.stat().st_size
+  if size == 0:
+    return "is empty"
+  with open(path, "rb") as f:
+    prefix = f.read(8)
+    n = int.from_bytes(prefix, "little")
+    if len(prefix) < 8 or n > _MAX_HEADER:
+      return "is not a safetensors file"
+    raw = f.read(n)
+  if len(raw) < n:
+    return f"is truncated ({size} bytes, inside its {8 + n}-byte header)"
+  try:
+    header = json.loads(raw)
+  except ValueError:  # JSONDecodeError, UnicodeDecodeError
+    return "is not a safetensors file (its header is not JSON)"
+  if not isinstance(header, dict):
+    return "is not a safetensors file (its header is not a JSON object)"
+  offsets = [v.get("data_offsets") for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+  data = max((o[1] for o in offsets if isinstance(o, list) and len(o) == 2 and isinstance(o[1], int)), default=0)
+  if size < 8 + n + data:
+    return f"is truncated ({size} of {8 + n + data} bytes)"
+  return "is not a valid safetensors file"
+
+
+@contextlib.contextmanager
+def open_safetensors(path) -> Iterator[Any]:
+  """`safe_open(path, framework="np")` whose open errors name the file and say what is wrong."""
+  path = Path(path)
+  try:
+    f = safe_open(path, framework="np")
+  except SafetensorError as e:  # its messages do not name the file
+    raise CheckpointError(f"'{path}' {_diagnose(path)}: {e}") from e
+  except OSError as e:  # e.g. a directory or no permission: safetensors' message omits the path
+    raise type(e)(f"cannot open '{path}': {e}") from e
+  with f:
+    yield f
+
+
+def read_json(path: Path, what: str) -> dict:
+  """A JSON object from `path`; errors name the file."""
+  try:
+    data = json.loads(path.read_text())
+  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+    raise CheckpointError(f"{what} '{path}' is not valid JSON: {e}") from e
+  if not isinstance(data, dict):
+    raise CheckpointError(f"{what} '{path}' must hold a JSON object, got {type(data).__name__}")
+  return data
 
 
 # --- parameter trees: nested pure dicts (int keys for list indices) <-> slash paths ---
@@ -104,7 +161,7 @@ def _read_latent(hf_dir: Path, config: ModelConfig, cast) -> dict[str, np.ndarra
   if not path.is_file():
     raise FileNotFoundError(f"config.json describes a latent injection module but '{path}' is missing")
   out = {}
-  with safe_open(path, framework="np") as f:
+  with open_safetensors(path) as f:
     for key in f.keys():
       ours = key.replace(".", "/")
       if ours not in expected:
@@ -128,17 +185,20 @@ def _np_dtype(dtype):
 
 def _tensor_files(hf_dir: Path) -> dict[str, list[str]]:
   """File name -> the keys to read from it (index order for sharded checkpoints)."""
-  if (hf_dir / INDEX_FILE).is_file():
-    weight_map = json.loads((hf_dir / INDEX_FILE).read_text())["weight_map"]
+  index = hf_dir / INDEX_FILE
+  if index.is_file():
+    weight_map = read_json(index, "index").get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+      raise CheckpointError(f"index '{index}' has no \"weight_map\" object of tensor name -> file name")
     files: dict[str, list[str]] = {}
     for key, name in weight_map.items():
       files.setdefault(name, []).append(key)
     for name in files:
       if not (hf_dir / name).is_file():
-        raise FileNotFoundError(f"{hf_dir / INDEX_FILE} lists shard '{name}', which does not exist")
+        raise FileNotFoundError(f"index '{index}' lists shard '{name}', which does not exist")
     return files
   if (hf_dir / SINGLE_FILE).is_file():
-    with safe_open(hf_dir / SINGLE_FILE, framework="np") as f:
+    with open_safetensors(hf_dir / SINGLE_FILE) as f:
       return {SINGLE_FILE: list(f.keys())}
   raise FileNotFoundError(f"'{hf_dir}' has no {SINGLE_FILE} or {INDEX_FILE}")
 
@@ -149,8 +209,11 @@ def read_hf(hf_dir, dtype=None) -> tuple[ModelConfig, dict, dict[str, Any]]:
   if not (hf_dir / "config.json").is_file():
     what = "has no config.json" if hf_dir.is_dir() else "does not exist"
     raise FileNotFoundError(f"Hugging Face checkpoint directory '{hf_dir}' {what}")
-  hf_config = json.loads((hf_dir / "config.json").read_text())
-  config = config_from_hf(hf_config)
+  hf_config = read_json(hf_dir / "config.json", "config")
+  try:
+    config = config_from_hf(hf_config)
+  except ConfigError as e:
+    raise ConfigError(f"'{hf_dir / 'config.json'}': {e}") from e
   expected = expected_params(config)
   by_hf_key = {v[0]: path for path, v in expected.items()}
   cast = _np_dtype(dtype)
@@ -158,25 +221,26 @@ def read_hf(hf_dir, dtype=None) -> tuple[ModelConfig, dict, dict[str, Any]]:
   layouts: set[str] = set()
   tied_head = None
   for name, file_keys in _tensor_files(hf_dir).items():
-    with safe_open(hf_dir / name, framework="np") as f:
+    with open_safetensors(hf_dir / name) as f:
       present = set(f.keys())
       for key in file_keys:
         if key not in present:
-          raise CheckpointError(f"{INDEX_FILE} maps '{key}' to '{name}', but that file has no such tensor")
+          raise CheckpointError(f"index '{hf_dir / INDEX_FILE}' maps '{key}' to '{hf_dir / name}', "
+                                f"which has no such tensor")
         canonical, layout = keys.canonical_hf_key(key)
         if canonical == LM_HEAD and config.llm.tie_word_embeddings:
           tied_head = f.get_tensor(key)  # resolved below, once embed_tokens is known
           continue
         path = by_hf_key.get(canonical)
         if path is None:
-          raise CheckpointError(f"unknown parameter '{key}' in '{name}' (not part of Qwen2.5-VL "
+          raise CheckpointError(f"unknown parameter '{key}' in '{hf_dir / name}' (not part of Qwen2.5-VL "
                                 f"with this config.json)")
         if path in flat:
-          raise CheckpointError(f"parameter '{key}' in '{name}' appears twice (both key layouts?)")
+          raise CheckpointError(f"parameter '{key}' in '{hf_dir / name}' appears twice (both key layouts?)")
         _, kind, shape, _ = expected[path]
         actual = tuple(f.get_slice(key).get_shape())
         if actual != shape:
-          raise CheckpointError(f"parameter '{key}' in '{name}' has shape {list(actual)}, "
+          raise CheckpointError(f"parameter '{key}' in '{hf_dir / name}' has shape {list(actual)}, "
                                 f"expected {list(shape)} from config.json")
         if canonical != LM_HEAD:
           layouts.add(layout)

@@ -8,27 +8,30 @@ one ArrayRecord record (`records.py`: uint8 patches + token ids), and this modul
       .repeat(num_epochs)                    None = endless stream (batches may straddle epochs)
       [process_index::process_count]         each JAX process reads a disjoint slice of that stream
       .map_with_index(decode)                record -> collate.Example holding the stored uint8 patches
-      .batch(batch_size, batch_fn=collate)   padded to the smallest prompt bucket that fits; the batch's
+      .batch(batch_size, batch_fn=Collate)   padded to the smallest prompt bucket that fits; the batch's
                                              position in the stream (= its training step) picks its latent
-                                             steps and targets (`curriculum.TargetSchedule`)
+                                             steps and targets (`curriculum.TargetSchedule`), then the
+                                             caller's `batch_fn` lays the examples out
       .to_iter_dataset(ReadOptions)          threaded, ordered prefetch
       .mp_prefetch(num_workers)              optional worker processes (same batches, same order)
-      .map(normalize)                        vision patches -> float32 (normalize_patches), valid rows only
+      .map(normalize_fn)                     the caller's: uint8 patches -> float32
       ThreadPrefetchIterDataset               (with workers) normalise ahead on a thread, off the train loop
 
-Patches stay uint8 until after batching: `collate` only lays them out (vision_layout copies rows and
-keeps the dtype), so the workers ship 4x fewer bytes through shared memory, and normalising the valid
-rows afterwards yields exactly `collate`'s output on float32 `normalize_patches` input (padding rows
-stay 0). Measured on 2 CPUs with 56 px clips: 2 workers deliver ~3x more batches than with float32
-patches crossing the process boundary. With num_workers=0 the normalisation runs in the prefetch threads.
+The batch layout the model needs is the caller's (`train.batch.make_dataset` passes `ModelBatch` and
+`normalize_vision`): data/ knows examples and numbers (prompt buckets, patch size), not the model.
+Patches stay uint8 until after batching, so the workers ship 4x fewer bytes through shared memory.
+Measured on 2 CPUs with 56 px clips: 2 workers deliver ~3x more batches than with float32 patches
+crossing the process boundary. With num_workers=0 the normalisation runs in the prefetch threads.
 
 Every process shuffles with the same seed, so the slices of one permutation are disjoint and together
 cover each epoch. `batch_size` is per process (the global batch is batch_size * process_count).
 
-Static shapes: the prompt axis is one of `prompt_buckets`; videos are laid out per example
-(`vision.per_example_layout`: [B, slices, patches, ...], slices per example bucketed to a power of two,
-slice length to a power of two up to 64, then multiples of 64), so jit compiles at most len(prompt_buckets) x (few vision buckets)
-programs and every array splits along the batch over hosts and devices.
+Static shapes: the prompt axis is one of `prompt_buckets` (default with `max_prompt_len`: powers of two
+from 64 up to it, `bucket_lengths`), each batch padded to the smallest bucket holding its longest
+prompt; `ModelBatch` lays videos out per example (`vision.per_example_layout`: [B, slices, patches, ...],
+slices per example bucketed to a power of two, slice length to a power of two up to 64, then multiples
+of 64), so jit compiles at most len(prompt_buckets) x (few vision buckets) programs and every array
+splits along the batch over hosts and devices.
 
 Checkpointing: `it = iter(ds)`; `it.get_state()` / `it.set_state(state)` save and resume the exact
 position (also through `mp_prefetch`; the state's layout depends on num_workers, so resume with the same
@@ -39,23 +42,28 @@ num_workers and process_count); `grain.checkpoint.CheckpointSave(it)` /
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grain
 import numpy as np
 
 from vlatent_jax.data import records
-from vlatent_jax.data.collate import Example, collate
+from vlatent_jax.data.collate import Example
 from vlatent_jax.data.curriculum import TargetSchedule
-from vlatent_jax.data.preprocess import VideoProcessorConfig, normalize_patches
-from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.data.preprocess import VideoProcessorConfig
 
 SHARD_PATTERN = "shard-*-of-*.array_record"
-DEFAULT_PROMPT_BUCKETS = (128, 256, 512, 1024)
+DEFAULT_PROMPT_BUCKETS = (128, 256, 512, 1024)  # without max_prompt_len
+SMALLEST_PROMPT_BUCKET = 64
+
+# (examples, *, num_latents, max_answer_len, prompt_len, plans) -> batch dict, e.g. `train.batch.ModelBatch`;
+# picklable (Grain workers call it)
+BatchFn = Callable[..., dict[str, Any]]
 
 
 def shard_paths(data_dir: str) -> list[str]:
@@ -114,6 +122,20 @@ class Decode:
     return DecodedExample(str(meta.get("id", meta.get("line", "?"))), example, position)
 
 
+def bucket_lengths(max_prompt_len: int, smallest: int = SMALLEST_PROMPT_BUCKET) -> tuple[int, ...]:
+  """Prompt buckets up to `max_prompt_len`: powers of two from `smallest` below it, then it.
+
+  Few shapes to compile (log2(max / smallest) + 1), and short prompts are not padded to the longest one.
+  """
+  if max_prompt_len <= 0:
+    raise ValueError(f"max_prompt_len must be positive, got {max_prompt_len}")
+  buckets, n = [], smallest
+  while n < max_prompt_len:
+    buckets.append(n)
+    n *= 2
+  return (*buckets, max_prompt_len)
+
+
 def prompt_bucket(lengths: Sequence[int], ids: Sequence[str], buckets: Sequence[int]) -> int:
   """Smallest bucket holding the longest prompt; ValueError naming the example otherwise."""
   longest = int(np.argmax(lengths))
@@ -126,12 +148,12 @@ def prompt_bucket(lengths: Sequence[int], ids: Sequence[str], buckets: Sequence[
 
 @dataclasses.dataclass(frozen=True)
 class Collate:
-  """Batch function: DecodedExamples -> `collate` batch at a bucketed prompt length.
+  """Grain batch function: DecodedExamples -> `batch_fn`'s batch at a bucketed prompt length.
 
   The schedule's plan for the batch's training step (`batch_size` items per step; None = always the last
   curriculum stage, as validation wants) picks each example's latent steps and target.
   """
-  model_config: ModelConfig
+  batch_fn: BatchFn
   schedule: TargetSchedule
   max_answer_len: int
   prompt_buckets: tuple
@@ -154,23 +176,8 @@ class Collate:
     k = self.schedule.num_latents
     lengths = [len(it.example.prompt_ids) + (1 if k else 0) for it in items]
     seq = prompt_bucket(lengths, ids, self.prompt_buckets)
-    return collate([it.example for it in items], self.model_config, num_latents=k,
-                   max_answer_len=self.max_answer_len, prompt_len=seq, plans=plans)
-
-
-@dataclasses.dataclass(frozen=True)
-class Normalize:
-  """Batch with uint8 vision patches -> float32 `normalize_patches` on the valid rows, 0 on padding."""
-  processor: VideoProcessorConfig
-
-  def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-    vision = batch.get("vision")
-    if vision is None:
-      return batch
-    valid = vision.window_ids >= 0  # vision_layout marks every real patch with its window id
-    pixels = np.zeros(vision.patches.shape, np.float32)
-    pixels[valid] = normalize_patches(vision.patches[valid], self.processor)
-    return dict(batch, vision=vision._replace(patches=pixels))
+    return self.batch_fn([it.example for it in items], num_latents=k, max_answer_len=self.max_answer_len,
+                         prompt_len=seq, plans=plans)
 
 
 def _ensure_absl_flags_parsed() -> None:
@@ -180,25 +187,35 @@ def _ensure_absl_flags_parsed() -> None:
     flags.FLAGS.mark_as_parsed()
 
 
-def make_dataset(data_dir: str, *, model_config: ModelConfig, num_latents: int | None = None, batch_size: int,
+def make_dataset(data_dir: str, *, batch_fn: BatchFn,
+                 normalize_fn: Callable[[dict[str, Any], VideoProcessorConfig], dict[str, Any]] | None = None,
+                 patch_dim: int | None = None, num_latents: int | None = None, batch_size: int,
                  max_answer_len: int, seed: int, schedule: TargetSchedule | None = None, final_stage: bool = False,
                  shuffle: bool = True, num_epochs: int | None = None,
                  process_index: int | None = None, process_count: int | None = None, num_workers: int = 0,
-                 prompt_buckets: Sequence[int] = DEFAULT_PROMPT_BUCKETS, drop_remainder: bool = True,
-                 read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
+                 prompt_buckets: Sequence[int] | None = None, max_prompt_len: int | None = None,
+                 drop_remainder: bool = True, read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
   """The training stream of `data_dir` (see the module docstring); iterate it for numpy batch dicts.
 
+  `batch_fn` lays each batch of examples out (`train.batch.make_dataset` binds the model's);
+  `normalize_fn(batch, processor)` turns its uint8 patches to float after the worker boundary (None:
+  batches as `batch_fn` returns them); `patch_dim`, when given, must match the shards' patches.
   batch_size is per process. num_epochs=None repeats forever. process_index/count default to
   jax.process_index()/process_count(). read_options default to 2 threads and 4 prefetched batches
   (a batch of real videos is large: keep the buffer small). `schedule` picks latent steps and targets
   per training step (default: `num_latents` slots and the plain answer); `final_stage` holds it at its
-  last stage (validation).
+  last stage (validation). Prompt buckets: `prompt_buckets`, else `bucket_lengths(max_prompt_len)`,
+  else DEFAULT_PROMPT_BUCKETS.
   """
   if (schedule is None) == (num_latents is None):
     raise ValueError("pass exactly one of num_latents and schedule")
   schedule = schedule or TargetSchedule(num_latents=num_latents)
   if batch_size <= 0:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
+  if prompt_buckets is not None and max_prompt_len is not None:
+    raise ValueError("pass at most one of prompt_buckets and max_prompt_len")
+  if prompt_buckets is None:
+    prompt_buckets = DEFAULT_PROMPT_BUCKETS if max_prompt_len is None else bucket_lengths(max_prompt_len)
   if not prompt_buckets or min(prompt_buckets) <= 0:
     raise ValueError(f"prompt_buckets must be non-empty and positive, got {prompt_buckets}")
   if process_index is None or process_count is None:
@@ -208,9 +225,9 @@ def make_dataset(data_dir: str, *, model_config: ModelConfig, num_latents: int |
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index {process_index} not in [0, {process_count})")
   processor = processor_config(data_dir)
-  if processor.patch_dim != model_config.vision.patch_dim:
+  if patch_dim is not None and processor.patch_dim != patch_dim:
     raise ValueError(f"{data_dir}: shards hold patches of {processor.patch_dim} values but the model "
-                     f"expects {model_config.vision.patch_dim}")
+                     f"expects {patch_dim}")
 
   ds = grain.MapDataset.source(grain.sources.ArrayRecordDataSource(shard_paths(data_dir)))
   if shuffle:
@@ -219,14 +236,16 @@ def make_dataset(data_dir: str, *, model_config: ModelConfig, num_latents: int |
   ds = ds[process_index::process_count]
   ds = ds.map_with_index(Decode(processor))
   ds = ds.batch(batch_size, drop_remainder=drop_remainder,
-                batch_fn=Collate(model_config, schedule, max_answer_len, tuple(sorted(prompt_buckets)),
+                batch_fn=Collate(batch_fn, schedule, max_answer_len, tuple(sorted(prompt_buckets)),
                                  None if final_stage else batch_size))
-  if num_workers == 0:
-    ds = ds.map(Normalize(processor))  # in the prefetch threads
+  normalize = None if normalize_fn is None else functools.partial(normalize_fn, processor=processor)
+  if num_workers == 0 and normalize is not None:
+    ds = ds.map(normalize)  # in the prefetch threads
   ds = ds.to_iter_dataset(read_options or grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
   if num_workers > 0:
     _ensure_absl_flags_parsed()
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
-    ds = ds.map(Normalize(processor))  # in this process: uint8 crosses the process boundary ...
+    if normalize is not None:
+      ds = ds.map(normalize)  # in this process: uint8 crosses the process boundary ...
     ds = grain.experimental.ThreadPrefetchIterDataset(ds, prefetch_buffer_size=2)  # ... on a background thread
   return ds

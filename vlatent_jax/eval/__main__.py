@@ -3,13 +3,16 @@
   python -m vlatent_jax.eval --ckpt C --bench NAME --data PATH [--split test] [--limit N]
       [--mode videolatent|sft|cot|continuous_thought] [--num-latents K] [--batch-size 8] [--out DIR]
       [--fps F] [--max-frames N] [--num-frames N] [--max-new-tokens 16] [--decode-workers 1]
+      [--mesh data=1,fsdp=8,tensor=1] [--scan-layers]
 
 NAME: embedded, video_r1, mvbench, videomme, tempcompass, vsibench, mmvu, videommmu (see readers.py for
 each file layout). Unset mode / latent steps / frame sampling come from the checkpoint (what training
 stored), else the benchmark (embedded: benchmark.json's read_with), else videolatent-or-sft, 8, 2 fps x 16.
 Writes <out>/<bench>_<mode>.json (summary, settings, per-question records, skipped videos, malformed rows)
 and .md (tables), default out: <ckpt>_eval beside the checkpoint (./eval_<name> if that is not writable).
-Bad input prints one line and exits 2; a run that answers nothing exits 1.
+Bad input prints one line and exits 2; a run that answers nothing exits 1. --mesh splits the parameters
+over the devices (FSDP over fsdp, tensor parallel over tensor) and each batch over data x fsdp; a
+--batch-size that is not a multiple of data x fsdp is padded for the model.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--decode-workers", type=int, default=1, help="video decode processes (0: decode inline)")
   p.add_argument("--decode-timeout", type=float, default=120.0, help="seconds per video before it is skipped")
   p.add_argument("--dtype", choices=("bfloat16", "float32", "float16"), help="default: the stored dtype")
+  p.add_argument("--mesh", help="split the model over the devices, e.g. data=1,fsdp=8,tensor=1 (fsdp: parameters "
+                 "split, tensor: heads / MLP / vocabulary split, data x fsdp: the batch split); default: one device")
+  p.add_argument("--scan-layers", action="store_true",
+                 help="run the layers as one scan over stacked parameters (faster compiles, per-layer FSDP gather)")
   p.add_argument("--no-progress", action="store_true")
   return p
 
@@ -57,6 +64,11 @@ def _check(p: argparse.ArgumentParser, args) -> None:
       p.error(f"--{name.replace('_', '-')} must be >= 1")
   if (args.fps is not None and args.fps <= 0) or args.decode_timeout <= 0 or (args.cot_tokens or 0) < 0:
     p.error("--fps and --decode-timeout must be > 0, --cot-tokens >= 0")
+  if args.mesh is not None:
+    try:
+      harness.parse_mesh(args.mesh)
+    except ValueError as e:
+      p.error(str(e))
 
 
 def embedded_frames(data: str) -> dict | None:
@@ -83,7 +95,8 @@ def _inputs(args):
     print(f"warning: {args.data}: skipped row {row.line}: {row.reason}", file=sys.stderr)
   if not questions:
     raise ValueError(f"no usable questions in {args.data} ({len(bad_rows)} malformed rows)")
-  model, processor = harness.load(args.ckpt, args.tokenizer, args.min_pixels, args.max_pixels, args.dtype)
+  model, processor = harness.load(args.ckpt, args.tokenizer, args.min_pixels, args.max_pixels, args.dtype,
+                                  mesh=args.mesh, scan_layers=args.scan_layers)
   frames = {"fps": args.fps, "max_frames": args.max_frames, "num_frames": args.num_frames}
   settings = harness.resolve_settings(model, args.mode, args.num_latents, frames,
                                       embedded_frames(args.data) if args.bench == "embedded" else None)

@@ -30,21 +30,56 @@ DEFAULT_NUM_LATENTS = 8
 DEFAULT_MAX_NEW_TOKENS = 16  # answers are a letter, a number or a short phrase
 DEFAULT_COT_TOKENS = 256  # an untrained model made to think before answering (the inference-cost baseline)
 FRAME_KEYS = ("fps", "max_frames", "num_frames")
+MESH_AXES = ("data", "fsdp", "tensor")  # sharding.MESH_AXES; this module imports no jax
+
+
+def parse_mesh(spec: str) -> dict[str, int]:
+  """--mesh 'data=1,fsdp=8,tensor=1' -> {"data": 1, "fsdp": 8, "tensor": 1}. Axes left out keep MeshConfig's
+  defaults (data -1: the devices the others leave; fsdp and tensor 1); one axis may be -1."""
+  sizes = {}
+  for part in spec.split(","):
+    name, sep, value = (t.strip() for t in part.partition("="))
+    if not sep or name not in MESH_AXES or name in sizes:
+      raise ValueError(f"--mesh {spec!r}: expected comma-separated axis=size with axes {MESH_AXES}, each at most once")
+    try:
+      sizes[name] = int(value)
+    except ValueError:
+      raise ValueError(f"--mesh {spec!r}: size of axis {name!r} must be an integer, got {value!r}") from None
+    if sizes[name] == 0 or sizes[name] < -1:
+      raise ValueError(f"--mesh {spec!r}: axis sizes must be positive or -1")
+  if list(sizes.values()).count(-1) > 1:
+    raise ValueError(f"--mesh {spec!r}: at most one axis may be -1")
+  return sizes
+
+
+def make_mesh(spec: str):
+  """--mesh spec -> a jax Mesh over all devices; a size mismatch names --mesh."""
+  from vlatent_jax import sharding
+  from vlatent_jax.config import ConfigError, MeshConfig
+
+  try:
+    return sharding.make_mesh(MeshConfig(**parse_mesh(spec)))
+  except ConfigError as e:
+    raise ValueError(f"--mesh {spec!r}: {e}") from None
 
 
 def load(ckpt: str, tokenizer: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
-         dtype=None):
+         dtype=None, *, mesh: str | None = None, scan_layers: bool = False):
   """(Model, VideoTextProcessor) from a vlatent_jax checkpoint or an HF Qwen2.5-VL folder.
 
   The per-frame pixel budget: the arguments, else the checkpoint's meta["video_processor"], else the
-  preprocessor config beside the tokenizer.
+  preprocessor config beside the tokenizer. mesh: a --mesh spec ('data=1,fsdp=8,tensor=1'): parameters
+  split over the devices (FSDP / tensor parallel), batches over data x fsdp. scan_layers: run the layers as
+  one scan over stacked parameters (faster compiles; FSDP gathers one layer at a time).
   """
   import dataclasses
 
   import vlatent_jax
   from vlatent_jax.data.processor import VideoTextProcessor
+  from vlatent_jax.models.config import ExecutionConfig
 
-  model = vlatent_jax.load(ckpt, dtype=dtype)
+  device_mesh = None if mesh is None else make_mesh(mesh)  # before the checkpoint: a bad --mesh fails fast
+  model = vlatent_jax.load(ckpt, dtype=dtype, mesh=device_mesh, execution=ExecutionConfig(scan_layers=scan_layers))
   processor = VideoTextProcessor.from_dir(tokenizer or ckpt)
   budget = {k: v for k, v in (model.meta.get("video_processor") or {}).items() if k in ("min_pixels", "max_pixels")}
   budget.update({k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None})

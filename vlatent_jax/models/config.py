@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from vlatent_jax.errors import ConfigError, require  # noqa: F401  (callers import both from here too)
+
 
 # The one list of reasoning modes, shared by training, inference and evaluation:
 #   sft                 answer straight after the prompt (K = 0)
@@ -18,16 +20,6 @@ from typing import Any
 #   cot                 explicit rationale text, then the answer (the Video-R1 stand-in)
 MODES = ("sft", "continuous_thought", "videolatent", "cot")
 LATENT_MODES = ("continuous_thought", "videolatent")
-
-
-class ConfigError(ValueError):
-  """A configuration value is invalid; the message names the key."""
-
-
-def require(ok: bool, key: str, message: str) -> None:
-  """Raises ConfigError naming `key` unless `ok`."""
-  if not ok:
-    raise ConfigError(f"config key '{key}': {message}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +72,11 @@ class VisionConfig:
   def window_merged(self) -> int:
     """Window side length in merged (2x2) units."""
     return self.window_size // self.spatial_merge_size // self.patch_size
+
+  @property
+  def window_patches(self) -> int:
+    """Patch slots of one whole window in the vision layout (models/vision.py)."""
+    return self.window_merged ** 2 * self.merge_unit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,3 +185,32 @@ def _known(cls, d: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 ACTIVATIONS = ("silu", "gelu", "gelu_pytorch_tanh", "quick_gelu")
+
+
+# Remat policies a config may name: no recompute, everything recomputed, or a no-argument policy of
+# `jax.checkpoint_policies` (what the backward pass may keep instead of recomputing).
+REMAT_POLICIES = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable", "checkpoint_dots",
+                  "checkpoint_dots_with_no_batch_dims", "everything_saveable", "nothing_saveable")
+ATTENTION_IMPLS = ("auto", "xla", "cudnn", "einsum")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionConfig:
+  """How a model computes, not what it computes: none of it changes the function or the checkpoint.
+
+  remat        activation checkpointing of each decoder layer, vision block and latent step
+  scan_layers  decoder layers and vision blocks as one `lax.scan` over stacked parameters: one compiled
+               layer body (fast compiles at 36 layers) and the FSDP all-gather per layer inside the scan
+  attention    auto (GPU: `jax.nn.dot_product_attention`'s choice, cuDNN flash in bf16; elsewhere the
+               einsum), "xla" or "cudnn" (`jax.nn.dot_product_attention`), "einsum" (the float32-softmax
+               reference, HF's eager attention)
+  """
+  remat: str = "none"
+  scan_layers: bool = False
+  attention: str = "auto"
+
+  def __post_init__(self):
+    require(self.remat in REMAT_POLICIES, "model.remat", f"{self.remat!r} is not one of {REMAT_POLICIES}")
+    require(isinstance(self.scan_layers, bool), "model.scan_layers", f"must be a bool, got {self.scan_layers!r}")
+    require(self.attention in ATTENTION_IMPLS, "model.attention",
+            f"{self.attention!r} is not one of {ATTENTION_IMPLS}")

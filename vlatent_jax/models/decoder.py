@@ -1,8 +1,13 @@
 """Qwen2 decoder LLM: GQA with q/k/v bias, multimodal RoPE, RMSNorm, SwiGLU, static KV cache.
 
-The cache is a fixed-size [B, max_len, K, H] buffer per layer written with
+The cache is a fixed-size [L, B, max_len, K, H] buffer written with
 `dynamic_update_slice`, so prefill, one-token decode and the latent steps
 of `rollout.py` are each one compiled program regardless of position.
+With `ExecutionConfig.scan_layers` the layers are one module with stacked
+parameters run by `lax.scan` (cache slices and per-layer weights are its
+scanned inputs and outputs); otherwise a Python loop over layer modules.
+Both compute the same function and share one on-disk checkpoint layout
+(`models/stacking.py`).
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vlatent_jax.models.config import LLMConfig
-from vlatent_jax.models.layers import GatedMLP, RMSNorm, attention, linear, rotate_half
+from vlatent_jax.models.config import ExecutionConfig, LLMConfig
+from vlatent_jax.models.layers import (GatedMLP, RMSNorm, attention, layer_of, linear, per_layer_compute, remat,
+                                      rotate_half, scan_layers, stacked)
 from vlatent_jax.models.rope import mrope_cos_sin
 from vlatent_jax.sharding import constrain
 
@@ -33,25 +39,25 @@ def text_positions(start: jax.Array, length: int) -> jax.Array:
 
 
 class KVCache(NamedTuple):
-  keys: tuple[jax.Array, ...]    # per layer [B, max_len, K, H]
-  values: tuple[jax.Array, ...]
+  keys: jax.Array    # [L, B, max_len, K, H]
+  values: jax.Array
 
   @classmethod
   def empty(cls, config: LLMConfig, batch: int, max_len: int, dtype) -> "KVCache":
-    shape = (batch, max_len, config.num_key_value_heads, config.head_dim)
-    zeros = tuple(jnp.zeros(shape, dtype) for _ in range(config.num_hidden_layers))
-    return cls(zeros, zeros)
+    shape = (config.num_hidden_layers, batch, max_len, config.num_key_value_heads, config.head_dim)
+    return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
 
 class Attention(nnx.Module):
 
-  def __init__(self, rngs, config: LLMConfig, dtype, param_dtype):
+  def __init__(self, rngs, config: LLMConfig, dtype, param_dtype, attention_impl: str = "einsum"):
     d, h = config.hidden_size, config.head_dim
     self.q_proj = linear(rngs, d, config.num_attention_heads * h, bias=True, dtype=dtype, param_dtype=param_dtype)
     self.k_proj = linear(rngs, d, config.num_key_value_heads * h, bias=True, dtype=dtype, param_dtype=param_dtype)
     self.v_proj = linear(rngs, d, config.num_key_value_heads * h, bias=True, dtype=dtype, param_dtype=param_dtype)
     self.o_proj = linear(rngs, config.num_attention_heads * h, d, bias=False, dtype=dtype, param_dtype=param_dtype)
     self.head_dim = h
+    self.attention_impl = attention_impl
 
   def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None, return_weights=False):
     b, t, _ = x.shape
@@ -65,16 +71,16 @@ class Attention(nnx.Module):
       ck, cv = cache_kv
       k = jax.lax.dynamic_update_slice_in_dim(ck, k.astype(ck.dtype), cache_index, axis=1)
       v = jax.lax.dynamic_update_slice_in_dim(cv, v.astype(cv.dtype), cache_index, axis=1)
-    out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, return_weights)
+    out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, return_weights, self.attention_impl)
     out, weights = out if return_weights else (out, None)
     return self.o_proj(out.reshape(b, t, -1)), (k, v), weights
 
 
 class DecoderLayer(nnx.Module):
 
-  def __init__(self, rngs, config: LLMConfig, dtype, param_dtype):
+  def __init__(self, rngs, config: LLMConfig, dtype, param_dtype, attention_impl: str = "einsum"):
     self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
-    self.self_attn = Attention(rngs, config, dtype, param_dtype)
+    self.self_attn = Attention(rngs, config, dtype, param_dtype, attention_impl)
     self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
     self.mlp = GatedMLP(rngs, config.hidden_size, config.intermediate_size, act=config.hidden_act,
                         bias=False, dtype=dtype, param_dtype=param_dtype)
@@ -87,12 +93,16 @@ class DecoderLayer(nnx.Module):
 
 class LanguageModel(nnx.Module):
 
-  def __init__(self, config: LLMConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+  def __init__(self, config: LLMConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32,
+               execution: ExecutionConfig = ExecutionConfig()):
     self.config = config
     self.dtype = dtype
+    self.execution = execution
     self.embed_tokens = nnx.Embed(config.vocab_size, config.hidden_size, dtype=dtype, param_dtype=param_dtype,
                                   embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
-    self.layers = nnx.List([DecoderLayer(rngs, config, dtype, param_dtype) for _ in range(config.num_hidden_layers)])
+    make = lambda: DecoderLayer(rngs, config, dtype, param_dtype, execution.attention)
+    n = config.num_hidden_layers
+    self.layers = stacked(make, n) if execution.scan_layers else nnx.List([make() for _ in range(n)])
     self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
     self.lm_head = (None if config.tie_word_embeddings else
                     linear(rngs, config.hidden_size, config.vocab_size, bias=False, dtype=dtype,
@@ -102,9 +112,10 @@ class LanguageModel(nnx.Module):
     return constrain(self.embed_tokens(input_ids), ("batch", "length", "embed"))
 
   def __call__(self, embeds, position_ids, mask, cache: KVCache | None = None, cache_index=None,
-               return_weights: bool = False):
+               return_weights: bool | str = False):
     """embeds [B,T,D], position_ids [3,B,T], mask [B,T,S] -> final-norm hidden [B,T,D], cache
-    (+ with `return_weights`, each layer's attention probabilities [B,N,T,S], float32).
+    (+ with `return_weights`, attention probabilities [L,B,N,T,S], float32: of every layer, or with
+    "last" of the last layer only, [1,B,N,T,S], so that no other layer's [T,S] scores are kept).
 
     Without a cache S == T; with one, the T new keys are written at `cache_index`
     and S is the cache length.
@@ -112,17 +123,46 @@ class LanguageModel(nnx.Module):
     cfg = self.config
     cos, sin = mrope_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, cfg.mrope_section, self.dtype)
     x = constrain(embeds.astype(self.dtype), ("batch", "length", "embed"))
-    keys, values, weights = [], [], []
-    for i, layer in enumerate(self.layers):
-      layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
-      x, (k, v), w = layer(x, cos, sin, mask, layer_cache, cache_index, return_weights)
-      x = constrain(x, ("batch", "length", "embed"))
-      keys.append(k)
-      values.append(v)
-      weights.append(w)
-    new_cache = None if cache is None else KVCache(tuple(keys), tuple(values))
+    n = cfg.num_hidden_layers
+    weights_from = 0 if return_weights is True else n - 1 if return_weights == "last" else n
+
+    def body(layer, x, layer_cache, with_weights):
+      x, kv, w = layer(x, cos, sin, mask, layer_cache, cache_index, with_weights)
+      # Keys/values leave the layer only into a cache: as scan outputs they would be kept for every layer.
+      return constrain(x, ("batch", "length", "embed")), (None if cache is None else kv, w)
+
+    caches = None if cache is None else (cache.keys, cache.values)
+    policy, hook = self.execution.remat, per_layer_compute(self.dtype)
+    if self.execution.scan_layers:
+      # Layers [0, weights_from) scan without weights, the rest with them ("last": one layer outside).
+      parts = []
+      if weights_from > 0:
+        x, out = scan_layers(self.layers, lambda l, x, c: body(l, x, c, False), x, caches, policy=policy,
+                             gather=hook, stop=weights_from if weights_from < n else None)
+        parts.append(out)
+      if weights_from == 0:
+        x, out = scan_layers(self.layers, lambda l, x, c: body(l, x, c, True), x, caches, policy=policy,
+                             gather=hook)
+        parts.append(out)
+      elif weights_from < n:
+        last = n - 1
+        x, out = remat(lambda x, c: body(layer_of(self.layers, last, hook), x, c, True), policy)(
+            x, jax.tree.map(lambda a: a[last], caches))
+        parts.append(jax.tree.map(lambda a: a[None], out))
+      kv, weights = (parts[0] if len(parts) == 1 else
+                     (jax.tree.map(lambda a, b: jnp.concatenate([a, b]), parts[0][0], parts[1][0]), parts[1][1]))
+    else:
+      outs = []
+      for i, layer in enumerate(self.layers):
+        graphdef, state = nnx.split(layer)
+        one = remat(lambda st, x, c, w=i >= weights_from: body(nnx.merge(graphdef, st), x, c, w), policy)
+        x, out = one(state, x, None if cache is None else (cache.keys[i], cache.values[i]))
+        outs.append(out)
+      kv = jax.tree.map(lambda *xs: jnp.stack(xs), *(o[0] for o in outs))
+      weights = jnp.stack([o[1] for o in outs[weights_from:]]) if weights_from < n else None
+    new_cache = None if cache is None else KVCache(*kv)
     if return_weights:
-      return self.norm(x), new_cache, tuple(weights)
+      return self.norm(x), new_cache, weights
     return self.norm(x), new_cache
 
   def logits(self, hidden: jax.Array) -> jax.Array:

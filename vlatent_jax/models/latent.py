@@ -10,12 +10,17 @@ is the small projection P of the alignment loss (pred = P z_k).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from vlatent_jax.models.config import LatentModuleConfig
 from vlatent_jax.models.layers import RMSNorm, attention, linear
+
+if TYPE_CHECKING:  # annotations only: vlm.py imports this module
+  from vlatent_jax.models.vlm import VideoLM
 
 
 class LatentInjection(nnx.Module):
@@ -58,3 +63,13 @@ class LatentInjection(nnx.Module):
     ctx = jnp.where(jnp.any(video_mask, axis=-1, keepdims=True), self.o_proj(ctx.reshape(b, d)), 0.0)
     z = self.out_proj(hidden + self.gate[0].astype(hidden.dtype) * ctx)
     return (z, weights[:, :, 0]) if return_weights else z
+
+
+def video_memory(module: VideoLM, prompt_embeds: jax.Array, video_mask: jax.Array, use_lim: bool):
+  """What the LIM reads at every latent step (its keys/values of the video tokens), or None."""
+  return module.latent.video_memory(prompt_embeds, video_mask) if use_lim else None
+
+
+def inject(module: VideoLM, hidden: jax.Array, memory) -> jax.Array:
+  """Next latent input embedding from the last hidden state: LIM(h) or, for continuous thought, h."""
+  return hidden if memory is None else module.latent(hidden, memory)

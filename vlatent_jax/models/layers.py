@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from vlatent_jax.sharding import gather_params
+
 ACT_FNS = {
     "silu": jax.nn.silu,
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
@@ -59,13 +61,26 @@ def rotate_half(x: jax.Array) -> jax.Array:
   return jnp.concatenate([-x2, x1], axis=-1)
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, return_weights: bool = False):
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, return_weights: bool = False,
+              impl: str = "einsum"):
   """Grouped-query attention with a boolean mask.
 
   q [B,T,N,H], k/v [B,S,K,H], mask broadcastable to [B,T,S] (True = attend) -> [B,T,N,H];
-  with `return_weights` also the attention probabilities [B,N,T,S] (float32).
-  Scores and softmax in float32, as HF's eager/SDPA reference does.
+  with `return_weights` also the attention probabilities [B,N,T,S] (float32), which only the einsum
+  reference gives. `impl` (ExecutionConfig.attention): "einsum" computes scores and softmax in float32
+  as HF's eager/SDPA reference does; "xla" / "cudnn" go through `jax.nn.dot_product_attention`; "auto"
+  is `jax.nn.dot_product_attention`'s own choice on GPU (cuDNN flash attention where dtype and shapes
+  allow) and the einsum elsewhere.
   """
+  # auto: jax's own choice (cuDNN flash where it applies) on GPU; elsewhere the einsum, which measured 12 %
+  # faster than jax.nn.dot_product_attention's XLA path for the tiny train step on CPU (bench/mfu.py).
+  if return_weights or impl == "einsum" or (impl == "auto" and jax.default_backend() != "gpu"):
+    return reference_attention(q, k, v, mask, return_weights)
+  return jax.nn.dot_product_attention(q, k, v, mask=mask[:, None], implementation=None if impl == "auto" else impl)
+
+
+def reference_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, return_weights: bool = False):
+  """The einsum attention of `attention` (float32 scores and softmax)."""
   b, t, n, h = q.shape
   kv_heads = k.shape[2]
   q = q.reshape(b, t, kv_heads, n // kv_heads, h)
@@ -77,3 +92,52 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, return_
   if return_weights:
     return out, weights.reshape(b, n, t, k.shape[1])
   return out
+
+
+def remat(fn, policy: str, *, prevent_cse: bool = True):
+  """`fn` under activation checkpointing (ExecutionConfig.remat): "none" leaves it as is, "full" saves
+  nothing, any other name is a `jax.checkpoint_policies` policy. Inside `lax.scan` pass
+  prevent_cse=False (scan already keeps XLA from merging the recomputation away)."""
+  if policy == "none":
+    return fn
+  chosen = None if policy == "full" else getattr(jax.checkpoint_policies, policy)
+  return jax.checkpoint(fn, policy=chosen, prevent_cse=prevent_cse)
+
+
+def stacked(make, n: int) -> nnx.Module:
+  """`n` modules from `make()`, created one after the other (so their initial values equal an unstacked
+  model's at the same seed), as one module whose variables carry a leading [n] axis (for `lax.scan`)."""
+  modules = [make() for _ in range(n)]
+  graphdef = nnx.graphdef(modules[0])
+  return nnx.merge(graphdef, jax.tree.map(lambda *xs: jnp.stack(xs), *(nnx.state(m) for m in modules)))
+
+
+def per_layer_compute(dtype):
+  """The per-layer hook of a scan: one layer's parameters cast to the compute dtype, then FSDP-gathered
+  (`sharding.gather_params`) in that dtype, half the traffic of float32 master weights for bfloat16."""
+  return lambda state: gather_params(jax.tree.map(lambda a: a.astype(dtype), state))
+
+
+def scan_layers(stack: nnx.Module, body, carry, xs, *, policy: str, gather=None, stop: int | None = None):
+  """carry, ys = scan over the leading axis of `stack`'s variables (layers [0, stop)):
+  body(layer, carry, x) -> (carry, y).
+
+  `gather` (e.g. the FSDP all-gather) is applied to each layer's variables inside the scan, so one
+  layer is gathered at a time instead of the whole stack before the loop."""
+  graphdef, state = nnx.split(stack)
+  if stop is not None:
+    state, xs = jax.tree.map(lambda a: a[:stop], (state, xs))
+
+  def step(carry, inputs):
+    layer_state, x = inputs
+    layer = nnx.merge(graphdef, layer_state if gather is None else gather(layer_state))
+    return body(layer, carry, x)
+
+  return jax.lax.scan(remat(step, policy, prevent_cse=False), carry, (state, xs))
+
+
+def layer_of(stack: nnx.Module, index: int, gather=None) -> nnx.Module:
+  """Layer `index` of a stacked module as a module of its own."""
+  graphdef, state = nnx.split(stack)
+  state = jax.tree.map(lambda a: a[index], state)
+  return nnx.merge(graphdef, state if gather is None else gather(state))

@@ -3,10 +3,14 @@
 HF packs all patches of all videos into one sequence and permutes it so that
 windows are contiguous. Every attention in this tower (window or "full") stays
 inside one temporal slice of one video, so we lay patches out as
-[slices, patches_per_slice] instead, padded to static bucket sizes, and
-express windows and padding as masks. Attention is permutation equivariant
-and the merger acts on whole 2x2 units, so the result equals HF's while jit
-compiles one program per bucket rather than one per video size.
+[slices, patches_per_slice] instead, padded to static bucket sizes: inside a
+slice window after window, each window padded to its full size
+(`VisionConfig.window_patches` slots, 2x2 units row by row, 4 patches each).
+Window blocks then attend within [slices * windows, window_patches] (windows
+as a batch axis: a window's cost, not a slice's), full blocks within the
+slice; padding is masked. Attention is permutation equivariant and the
+merger acts on whole 2x2 units, so the result equals HF's while jit compiles
+one program per bucket rather than one per video size.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from vlatent_jax.models.config import VisionConfig
-from vlatent_jax.models.layers import ACT_FNS, GatedMLP, RMSNorm, attention, linear, rotate_half
+from vlatent_jax.models.config import ExecutionConfig, VisionConfig
+from vlatent_jax.models.layers import (ACT_FNS, GatedMLP, RMSNorm, attention, linear, per_layer_compute, remat,
+                                      rotate_half, scan_layers, stacked)
 from vlatent_jax.sharding import constrain
 
 
@@ -47,10 +52,24 @@ def _bucket(n: int, minimum: int) -> int:
   return max(minimum, 1 << max(0, int(n - 1).bit_length()))
 
 
-def slice_bucket(n: int) -> int:
-  """Patches per slice: a power of two up to 64 (small frames, e.g. 56 px = 16 patches), then multiples
-  of 64, so padding stays small while jit sees few distinct shapes."""
-  return _bucket(n, 16) if n <= 64 else _round_up(n, 64)
+def slice_bucket(n: int, window_patches: int = 1) -> int:
+  """Patch slots per slice for `n` needed: a power of two up to 64 (small frames, e.g. 56 px = 16 patches),
+  then multiples of 64, rounded up to whole windows, so padding stays small while jit sees few shapes."""
+  return _round_up(_bucket(n, 16) if n <= 64 else _round_up(n, 64), window_patches)
+
+
+def _slot_of_patch(h: int, w: int, config: VisionConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """For one [h, w] patch grid in HF's order (2x2 units row by row, 4 patches each): each patch's slot in
+  the window-major slice layout, its (row, col), and the slot count (whole windows)."""
+  m, wm = config.spatial_merge_size, config.window_merged
+  lh, lw = h // m, w // m
+  uy, ux, i, j = np.meshgrid(np.arange(lh), np.arange(lw), np.arange(m), np.arange(m), indexing="ij")
+  windows_w = -(-lw // wm)
+  window = (uy // wm) * windows_w + ux // wm
+  unit_slot = window * wm * wm + (uy % wm) * wm + ux % wm  # partial edge windows leave padded slots
+  slot = (unit_slot * m + i) * m + j
+  pos = np.stack([(uy * m + i).ravel(), (ux * m + j).ravel()], axis=-1)
+  return slot.ravel(), pos, -(-lh // wm) * windows_w * config.window_patches
 
 
 def vision_layout(pixel_values_videos, video_grid_thw, config: VisionConfig,
@@ -68,31 +87,28 @@ def vision_layout(pixel_values_videos, video_grid_thw, config: VisionConfig,
     raise ValueError(f"video_grid_thw {grid.tolist()} describes {total} patches but "
                      f"pixel_values_videos has {pixels.shape[0]}")
 
+  layouts = {(h, w): _slot_of_patch(h, w, config) for h, w in {(int(h), int(w)) for _, h, w in grid}}
   n_slices = int(grid[:, 0].sum())
-  max_len = int((grid[:, 1] * grid[:, 2]).max())
+  needed = max(slots for _, _, slots in layouts.values())
   num_slices = num_slices or _bucket(n_slices, 1)
-  slice_len = slice_len or slice_bucket(max_len)
-  if num_slices < n_slices or slice_len < max_len or slice_len % config.merge_unit:
-    raise ValueError(f"bucket ({num_slices}, {slice_len}) cannot hold {n_slices} slices of {max_len} patches")
+  slice_len = slice_len or slice_bucket(needed, config.window_patches)
+  if num_slices < n_slices or slice_len < needed or slice_len % config.window_patches:
+    raise ValueError(f"bucket ({num_slices}, {slice_len}) cannot hold {n_slices} slices of {needed} patch slots "
+                     f"in whole windows of {config.window_patches}")
 
   patches = np.zeros((num_slices, slice_len, pixels.shape[1]), pixels.dtype)
   positions = np.zeros((num_slices, slice_len, 2), np.int32)
   window_ids = np.full((num_slices, slice_len), -1, np.int32)
   merged_index = []
-  wm = config.window_merged
-  units_per_slice = slice_len // config.merge_unit
   offset, row = 0, 0
   for t, h, w in grid.tolist():
-    lh, lw = h // m, w // m
-    # Patch order inside a slice is block-major: 2x2 units row by row, 4 patches each.
-    bh, bw, i, j = np.meshgrid(np.arange(lh), np.arange(lw), np.arange(m), np.arange(m), indexing="ij")
-    pos = np.stack([(bh * m + i).ravel(), (bw * m + j).ravel()], axis=-1)
-    win = ((bh // wm) * (-(-lw // wm)) + (bw // wm)).ravel()
+    slot, pos, _ = layouts[(h, w)]
     for _ in range(t):
-      patches[row, :h * w] = pixels[offset:offset + h * w]
-      positions[row, :h * w] = pos
-      window_ids[row, :h * w] = win
-      merged_index.append(row * units_per_slice + np.arange(lh * lw))
+      patches[row, slot] = pixels[offset:offset + h * w]
+      positions[row, slot] = pos
+      window_ids[row, slot] = slot // config.window_patches
+      # HF's merged token order is its 2x2 units row by row, i.e. every 4th patch in pixel order.
+      merged_index.append(row * (slice_len // config.merge_unit) + slot[::config.merge_unit] // config.merge_unit)
       offset += h * w
       row += 1
   return VisionInputs(patches, positions, window_ids, np.concatenate(merged_index).astype(np.int32))
@@ -122,9 +138,9 @@ def per_example_layout(pixel_values_videos, video_grid_thw, is_video, config: Vi
   if v != len(grid):
     raise ValueError(f"video_grid_thw holds {len(grid)} videos but input_ids only place {v}")
   slices = [int(grid[a:z, 0].sum()) for a, z in rows]
-  lengths = [int((grid[a:z, 1] * grid[a:z, 2]).max()) for a, z in rows if z > a]
+  slots = [_slot_of_patch(int(h), int(w), config)[2] for _, h, w in grid]
   num_slices = num_slices or _bucket(max(slices), 1)
-  slice_len = slice_len or slice_bucket(max(lengths, default=1))
+  slice_len = slice_len or slice_bucket(max(slots, default=1), config.window_patches)
   batch = is_video.shape[0]
   patches = np.zeros((batch, num_slices, slice_len, pixels.shape[1]), pixels.dtype)
   positions = np.zeros((batch, num_slices, slice_len, 2), np.int32)
@@ -151,34 +167,40 @@ def vision_rotary(positions: jax.Array, head_dim: int, theta: float):
 
 class VisionAttention(nnx.Module):
 
-  def __init__(self, rngs, config: VisionConfig, dtype, param_dtype):
+  def __init__(self, rngs, config: VisionConfig, dtype, param_dtype, attention_impl: str = "einsum"):
     d = config.hidden_size
     self.qkv = linear(rngs, d, 3 * d, bias=True, dtype=dtype, param_dtype=param_dtype)
     self.proj = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
     self.num_heads = config.num_heads
+    self.attention_impl = attention_impl
 
-  def __call__(self, x, cos, sin, mask):
+  def __call__(self, x, cos, sin, valid, window: int):
+    """x [F,P,D], valid [F,P] real patches; window > 0: attend within consecutive groups of `window`
+    patches (the layout's windows, as a batch axis), 0: within the whole slice."""
     f, p, d = x.shape
     q, k, v = jnp.moveaxis(self.qkv(x).reshape(f, p, 3, self.num_heads, -1), 2, 0)
     # Rotary in float32, cast back (HF apply_rotary_pos_emb_vision).
     c, s = cos[:, :, None, :], sin[:, :, None, :]
     q = (q.astype(jnp.float32) * c + rotate_half(q.astype(jnp.float32)) * s).astype(x.dtype)
     k = (k.astype(jnp.float32) * c + rotate_half(k.astype(jnp.float32)) * s).astype(x.dtype)
-    out = attention(q, k, v, mask)
+    if window:
+      q, k, v = (a.reshape(f * p // window, window, *a.shape[2:]) for a in (q, k, v))
+      valid = valid.reshape(f * p // window, window)
+    out = attention(q, k, v, valid[:, None, :], impl=self.attention_impl)
     return self.proj(out.reshape(f, p, d))
 
 
 class VisionBlock(nnx.Module):
 
-  def __init__(self, rngs, config: VisionConfig, dtype, param_dtype):
+  def __init__(self, rngs, config: VisionConfig, dtype, param_dtype, attention_impl: str = "einsum"):
     self.norm1 = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
     self.norm2 = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
-    self.attn = VisionAttention(rngs, config, dtype, param_dtype)
+    self.attn = VisionAttention(rngs, config, dtype, param_dtype, attention_impl)
     self.mlp = GatedMLP(rngs, config.hidden_size, config.intermediate_size, act=config.hidden_act,
                         bias=True, dtype=dtype, param_dtype=param_dtype)
 
-  def __call__(self, x, cos, sin, mask):
-    x = x + self.attn(self.norm1(x), cos, sin, mask)
+  def __call__(self, x, cos, sin, valid, window: int):
+    x = x + self.attn(self.norm1(x), cos, sin, valid, window)
     return x + self.mlp(self.norm2(x))
 
 
@@ -211,11 +233,15 @@ class PatchEmbed(nnx.Module):
 
 class VisionTransformer(nnx.Module):
 
-  def __init__(self, config: VisionConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+  def __init__(self, config: VisionConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32,
+               execution: ExecutionConfig = ExecutionConfig()):
     self.config = config
     self.dtype = dtype
+    self.execution = execution
     self.patch_embed = PatchEmbed(rngs, config, dtype, param_dtype)
-    self.blocks = nnx.List([VisionBlock(rngs, config, dtype, param_dtype) for _ in range(config.depth)])
+    make = lambda: VisionBlock(rngs, config, dtype, param_dtype, execution.attention)
+    n = config.depth
+    self.blocks = stacked(make, n) if execution.scan_layers else nnx.List([make() for _ in range(n)])
     self.merger = PatchMerger(rngs, config, dtype, param_dtype)
 
   def __call__(self, inputs: VisionInputs) -> jax.Array:
@@ -234,11 +260,23 @@ class VisionTransformer(nnx.Module):
     cfg = self.config
     x = constrain(self.patch_embed(inputs.patches.astype(self.dtype)), ("batch", "length", "embed"))  # F as batch
     cos, sin = vision_rotary(inputs.positions, cfg.head_dim, cfg.rope_theta)
-    win = inputs.window_ids
-    valid = win >= 0
-    full_mask = valid[:, None, :] & valid[:, :, None]
-    window_mask = full_mask & (win[:, None, :] == win[:, :, None])
-    for i, block in enumerate(self.blocks):
-      x = block(x, cos, sin, full_mask if i in cfg.fullatt_block_indexes else window_mask)
-      x = constrain(x, ("batch", "length", "embed"))
+    valid = inputs.window_ids >= 0
+    window = cfg.window_patches
+    full = np.isin(np.arange(cfg.depth), cfg.fullatt_block_indexes)
+
+    def body(block, x, is_full):
+      if isinstance(is_full, (bool, np.bool_)):  # the Python loop knows each block's kind
+        x = block(x, cos, sin, valid, 0 if is_full else window)
+      else:  # one scanned body serves both kinds
+        x = jax.lax.cond(is_full, lambda x: block(x, cos, sin, valid, 0),
+                         lambda x: block(x, cos, sin, valid, window), x)
+      return constrain(x, ("batch", "length", "embed")), None
+
+    if self.execution.scan_layers:
+      x, _ = scan_layers(self.blocks, body, x, jnp.asarray(full), policy=self.execution.remat,
+                         gather=per_layer_compute(self.dtype))
+    else:
+      for block, is_full in zip(self.blocks, full):
+        graphdef, state = nnx.split(block)
+        x, _ = remat(lambda st, x: body(nnx.merge(graphdef, st), x, is_full), self.execution.remat)(state, x)
     return self.merger(x)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.models.config import ExecutionConfig, ModelConfig
 from vlatent_jax.models.decoder import KVCache, LanguageModel
 from vlatent_jax.models.latent import LatentInjection
 from vlatent_jax.models.vision import VisionInputs, VisionTransformer
@@ -18,10 +18,13 @@ from vlatent_jax.models.vision import VisionInputs, VisionTransformer
 
 class VideoLM(nnx.Module):
 
-  def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+  def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32,
+               execution: ExecutionConfig = ExecutionConfig()):
     self.config = config
-    self.vision = VisionTransformer(config.vision, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
-    self.llm = LanguageModel(config.llm, rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+    self.execution = execution
+    self.vision = VisionTransformer(config.vision, rngs=rngs, dtype=dtype, param_dtype=param_dtype,
+                                    execution=execution)
+    self.llm = LanguageModel(config.llm, rngs=rngs, dtype=dtype, param_dtype=param_dtype, execution=execution)
     self.latent = (None if config.latent is None else
                    LatentInjection(config.latent, config.llm.hidden_size, rngs=rngs, dtype=dtype,
                                    param_dtype=param_dtype))

@@ -15,11 +15,22 @@ from typing import Any
 import grain
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
+
+
+def resolve_path(path: str | os.PathLike) -> epath.Path:
+  """A run directory as an `epath.Path`: a URI (gs://bucket/run) stays one, a local path becomes absolute.
+
+  `os.path.abspath("gs://b/run")` is the local folder '<cwd>/gs:/b/run'; orbax and grain's checkpointing
+  write through epath, so a gs:// path given as epath goes to the bucket.
+  """
+  text = os.fspath(path)
+  return epath.Path(text if "://" in text else os.path.abspath(text))
 
 
 class TrainCheckpointer:
 
-  def __init__(self, directory: str, *, every_steps: int, keep: int, best_metric: str | None = None,
+  def __init__(self, directory: str | os.PathLike, *, every_steps: int, keep: int, best_metric: str | None = None,
                best_mode: str = "min"):
     self.best_metric = best_metric
     self.every_steps = every_steps
@@ -27,7 +38,7 @@ class TrainCheckpointer:
         save_interval_steps=every_steps, max_to_keep=keep,
         best_fn=(lambda metrics: float(metrics[best_metric])) if best_metric else None,
         best_mode=best_mode, keep_checkpoints_without_metrics=best_metric is None)
-    self.manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    self.manager = ocp.CheckpointManager(resolve_path(directory), options=options)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()

@@ -5,8 +5,11 @@
 Every config value is validated before any compute. With no `data.path` the embedded
 benchmark is generated and prepared under `W/data` (process 0; the others wait). The run
 resumes from the latest checkpoint in `W/checkpoints`, data iterator included; SIGTERM
-(preemption) saves and exits 0; a non-finite loss stops the run naming the step and keeps the
-last good checkpoint.
+(preemption) saves and exits 0, every process at the same step (`distributed.PreemptionWatch`); a
+non-finite loss stops the run naming the step and keeps the last good checkpoint. W may be a gs://
+URI (checkpoints and config.json go through etils.epath); the embedded benchmark then needs `data.path`.
+
+Metrics stay on the device until a log, eval, checkpoint or last step: no step waits for the host.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 
 import jax
 import numpy as np
@@ -22,11 +24,13 @@ from flax import nnx
 from jax.experimental import multihost_utils
 
 from vlatent_jax import sharding
+from vlatent_jax.distributed import PreemptionWatch
 from vlatent_jax.config import ConfigError, ExperimentConfig, model_config as build_model_config
-from vlatent_jax.data import collate, embedded, pipeline
+from vlatent_jax.data import embedded
 from vlatent_jax.data.curriculum import TargetSchedule
 from vlatent_jax.models.config import ModelConfig
-from vlatent_jax.train.checkpoints import TrainCheckpointer, abstract_like
+from vlatent_jax.train import batch as model_batch
+from vlatent_jax.train.checkpoints import TrainCheckpointer, abstract_like, resolve_path
 from vlatent_jax.train.observe import MetricsWriter
 from vlatent_jax.train.setup import init_sharded_train_state, load_pretrained
 from vlatent_jax.train.step import make_eval_step, make_train_step
@@ -42,12 +46,16 @@ class DataPaths:
   tokenizer: str
 
 
-def ensure_data(config: ExperimentConfig, workdir: str) -> DataPaths:
+def ensure_data(config: ExperimentConfig, workdir) -> DataPaths:
   """`data.path` / `data.val_path`, or the embedded benchmark generated and prepared under W/data."""
   if config.data.path:
     with open(os.path.join(config.data.path, "spec.json")) as f:
       spec = json.load(f)
     return DataPaths(config.data.path, config.data.val_path, spec["tokenizer"])
+  workdir = os.fspath(workdir)
+  if "://" in workdir:  # the benchmark is generated with local tools (video encoding, numpy files)
+    raise ConfigError(f"config key 'data.path': the embedded benchmark is generated on a local disk, not under "
+                      f"{workdir}; prepare shards locally and set data.path (and data.val_path)")
   root = os.path.join(workdir, "data")
   bench = embedded.ensure(root) if jax.process_index() == 0 else None  # process 0 writes, the others wait
   multihost_utils.sync_global_devices("embedded benchmark ready")
@@ -56,11 +64,14 @@ def ensure_data(config: ExperimentConfig, workdir: str) -> DataPaths:
 
 
 def common_shapes(batch: dict, model_config: ModelConfig) -> dict:
-  """Pads this process's batch to the largest buckets any process drew: a global array needs one shape."""
+  """Pads this process's batch to the largest buckets any process drew: a global array needs one shape.
+
+  Several processes only, and the loop's one wait per step: the gather is a device computation queued
+  behind the running step (fixed batch shapes, or a host-side exchange, would remove it)."""
   if jax.process_count() == 1:
     return batch
-  shapes = multihost_utils.process_allgather(np.asarray(collate.batch_shapes(batch), np.int64)).max(0)
-  return collate.pad_batch(batch, model_config, *(int(n) for n in shapes))
+  shapes = multihost_utils.process_allgather(np.asarray(model_batch.batch_shapes(batch), np.int64)).max(0)
+  return model_batch.pad_batch(batch, model_config, *(int(n) for n in shapes))
 
 
 def resolve_model(config: ExperimentConfig, tokenizer_dir: str) -> tuple[ModelConfig, dict | None]:
@@ -92,7 +103,7 @@ def target_schedule(config: ExperimentConfig) -> TargetSchedule:
 def validate(eval_fn, params, val_dir: str, model_config: ModelConfig, config: ExperimentConfig, mesh) -> dict:
   """Mean training losses and diagnostics over the validation shards (one pass, whole batches, the
   curriculum's last stage), as val_* metrics."""
-  dataset = pipeline.make_dataset(
+  dataset = model_batch.make_dataset(
       val_dir, model_config=model_config, schedule=target_schedule(config), final_stage=True,
       batch_size=config.train.batch_size // jax.process_count(), max_answer_len=config.data.max_answer_len,
       seed=0, shuffle=False, num_epochs=1, prompt_buckets=(config.data.max_prompt_len,))
@@ -138,76 +149,84 @@ def _fetch(pending: list, checkpointer) -> list[tuple[int, dict]]:
   return rows
 
 
-def train(config: ExperimentConfig, workdir: str) -> dict:
-  """Runs (or resumes) training; returns the last metrics."""
+def train(config: ExperimentConfig, workdir) -> dict:
+  """Runs (or resumes) training in `workdir` (a local path or a gs:// URI); returns the last metrics."""
   is_main = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
+  workdir = resolve_path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
   paths = ensure_data(config, workdir)
   if config.train.eval_every_steps and not paths.val:
     raise ConfigError("config key 'data.val_path': train.eval_every_steps > 0 needs validation shards; "
                       "set data.val_path or train.eval_every_steps=0")
   model_config, pretrained = resolve_model(config, paths.tokenizer)
   mesh = sharding.make_mesh(config.mesh)
-  global_batch = config.train.batch_size
+  global_batch, accum = config.train.batch_size, config.train.grad_accum_steps
   shards = mesh.shape["data"] * mesh.shape["fsdp"]  # the batch is split over both (sharding.DEFAULT_RULES)
-  if global_batch % shards or global_batch % jax.process_count():
-    raise ConfigError(f"config key 'train.batch_size': {global_batch} is not divisible by the "
-                      f"{shards} batch shards (mesh.data * mesh.fsdp) and {jax.process_count()} processes")
+  # Each micro-batch (batch_size / grad_accum_steps examples) must still split over every batch shard.
+  if global_batch % (shards * accum) or global_batch % jax.process_count():
+    raise ConfigError(f"config key 'train.batch_size': {global_batch} is not divisible by train.grad_accum_steps "
+                      f"({accum}) x the {shards} batch shards (mesh.data * mesh.fsdp), and by the "
+                      f"{jax.process_count()} processes")
   graphdef, rest, state, tx, schedule, state_shardings = init_sharded_train_state(
       config, model_config, mesh, config.train.seed, pretrained)
-  dataset = pipeline.make_dataset(
+  dataset = model_batch.make_dataset(
       paths.train, model_config=model_config, schedule=target_schedule(config),
       batch_size=global_batch // jax.process_count(), max_answer_len=config.data.max_answer_len,
-      seed=config.train.seed, num_workers=config.data.num_workers, prompt_buckets=(config.data.max_prompt_len,))
+      seed=config.train.seed, num_workers=config.data.num_workers,
+      **({"max_prompt_len": config.data.max_prompt_len} if config.data.bucket_prompts
+         else {"prompt_buckets": (config.data.max_prompt_len,)}))
   data_iter = iter(dataset)
-  checkpointer = TrainCheckpointer(os.path.join(workdir, "checkpoints"), every_steps=config.checkpoint.every_steps,
+  checkpointer = TrainCheckpointer(workdir / "checkpoints", every_steps=config.checkpoint.every_steps,
                                    keep=config.checkpoint.keep, best_metric=config.checkpoint.best_metric or None,
                                    best_mode=config.checkpoint.best_mode)
   start = 0
   if checkpointer.latest_step() is not None:
     state, start = checkpointer.restore(abstract_like(state, state_shardings), data_iter)
   if is_main:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      json.dump({"experiment": dataclasses.asdict(config), "model": model_config.to_dict()}, f, indent=2)
-  writer = MetricsWriter(workdir, total_steps=config.train.steps, global_batch=global_batch,
+    (workdir / "config.json").write_text(
+        json.dumps({"experiment": dataclasses.asdict(config), "model": model_config.to_dict()}, indent=2))
+  writer = MetricsWriter(os.fspath(workdir), total_steps=config.train.steps, global_batch=global_batch,
                          log_every_steps=config.train.log_every_steps, enabled=is_main, start_step=start)
   writer.log(f"[train] {config.latent.mode}: {jax.process_count()} processes, {jax.device_count()} devices, "
-             f"mesh {dict(mesh.shape)}, steps {start}->{config.train.steps}, batch {global_batch}")
+             f"mesh {dict(mesh.shape)}, steps {start}->{config.train.steps}, batch {global_batch}"
+             + (f" in {accum} micro-batches" if accum > 1 else ""))
 
   replicated = sharding.replicated(mesh)
   eval_fn = make_eval_step(graphdef, rest, config, in_shardings=(state_shardings.params, None),
                            out_shardings=replicated, mesh=mesh) if paths.val and config.train.eval_every_steps else None
   profile = range(config.train.profile_start_step, config.train.profile_start_step + config.train.profile_steps)
-  stop = {"signal": None}
-  previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(signal=signum))
+  rng = jax.random.key(config.train.seed)  # made once: the step does not consume it yet (see train_step)
   tracing = False
   step_fn = None
   metrics: dict = {}
   val_metrics: dict = {}
   pending: list = []  # (step, device metrics) not yet on the host
   saved = start
+  preempted = False
   try:
-    with sharding.mesh_context(mesh):
+    with sharding.mesh_context(mesh), PreemptionWatch() as preemption:
       for step in range(start, config.train.steps):
         if config.train.profile_start_step and step + 1 == profile.start:
-          jax.profiler.start_trace(os.path.join(workdir, "profile"))
+          jax.profiler.start_trace(os.fspath(workdir / "profile"))
           tracing = True
         batch = sharding.shard_batch(common_shapes(next(data_iter), model_config), mesh)
         if step_fn is None:
           step_fn = make_train_step(graphdef, rest, config, tx, schedule,
                                     in_shardings=(state_shardings, sharding.batch_shardings(batch, mesh), replicated),
                                     out_shardings=(state_shardings, replicated))
-        state, device_metrics = step_fn(state, batch, jax.random.key(config.train.seed))
+        state, device_metrics = step_fn(state, batch, rng)
         if tracing and step + 1 == profile.stop - 1:
           jax.profiler.stop_trace()
           tracing = False
           writer.log(f"[train] profiler trace of steps {profile.start}-{profile.stop - 1} in {workdir}/profile")
         done = step + 1
-        last = done == config.train.steps or stop["signal"] is not None
+        preempted = preemption.reached(done)  # asked every step, on every process (the sync point needs it)
+        last = done == config.train.steps or preempted
         pending.append((done, device_metrics))
         evaluating = eval_fn is not None and (done % config.train.eval_every_steps == 0 or last or
                                               (config.checkpoint.best_metric and checkpointer.due(done)))
-        # Metrics stay on the device between log steps: the host does not wait for every step.
+        # Metrics stay on the device between these steps, so the host runs ahead queueing steps; only
+        # `_fetch` (and validation) bring device values to the host.
         if evaluating or last or done % config.train.log_every_steps == 0 or checkpointer.due(done):
           rows = _fetch(pending, checkpointer)
           pending.clear()
@@ -219,14 +238,14 @@ def train(config: ExperimentConfig, workdir: str) -> dict:
             writer.write(row_step, row)
         if checkpointer.save(done, state, data_iter, metrics={**metrics, **val_metrics}, force=last):
           saved = done
-        if stop["signal"] is not None:
-          writer.log(f"[train] SIGTERM at step {done}: saved, exiting")
+        if preempted:
+          writer.log(f"[train] preempted (SIGTERM) at step {done}: saved, exiting")
           break
       if metrics and saved != done:
         checkpointer.save(done, state, data_iter, metrics={**metrics, **val_metrics}, force=True)
-    if metrics and config.checkpoint.export_model and stop["signal"] is None:
+    if metrics and config.checkpoint.export_model and not preempted:
       if jax.process_count() == 1:
-        export_model(os.path.join(workdir, "model"), state.params, model_config, config, paths, done)
+        export_model(os.fspath(workdir / "model"), state.params, model_config, config, paths, done)
         writer.log(f"[train] model exported to {workdir}/model")
       else:
         writer.log("[train] multi-process run: export the model with one process "
@@ -234,7 +253,6 @@ def train(config: ExperimentConfig, workdir: str) -> dict:
   finally:
     if tracing:
       jax.profiler.stop_trace()
-    signal.signal(signal.SIGTERM, previous)
     checkpointer.close()
     writer.close()
   return metrics

@@ -12,6 +12,7 @@ from flax import nnx
 from vlatent_jax import sharding
 from vlatent_jax.config import ConfigError, ExperimentConfig, model_config
 from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.models.stacking import stack_layers, unstack_layers
 from vlatent_jax.models.vlm import VideoLM
 from vlatent_jax.train.optim import learning_rate_schedule, make_optimizer
 from vlatent_jax.train.step import TrainState
@@ -50,6 +51,7 @@ def build_model(config: ExperimentConfig, model_config: ModelConfig, seed: int, 
   """
   graphdef, params, rest = nnx.split(_new_model(config, model_config, seed), nnx.Param, ...)
   if pretrained is not None:
+    pretrained = model_layout(config, pretrained)
     fresh = nnx.to_pure_dict(params)
     merged = _overlay(fresh, pretrained, "")
     nnx.replace_by_pure_dict(params, jax.tree.map(lambda x, ref: jnp.asarray(x, ref.dtype), merged, fresh))
@@ -58,7 +60,12 @@ def build_model(config: ExperimentConfig, model_config: ModelConfig, seed: int, 
 
 def _new_model(config: ExperimentConfig, model_config: ModelConfig, seed: int) -> VideoLM:
   return VideoLM(model_config, rngs=nnx.Rngs(seed), dtype=jnp.dtype(config.model.dtype),
-                 param_dtype=jnp.dtype(config.model.param_dtype))
+                 param_dtype=jnp.dtype(config.model.param_dtype), execution=config.model.execution)
+
+
+def model_layout(config: ExperimentConfig, params: dict) -> dict:
+  """Per-layer parameters (checkpoints, HF conversion) in the layout the configured model holds."""
+  return stack_layers(params) if config.model.scan_layers else unstack_layers(params)
 
 
 def _overlay(fresh: dict, loaded: dict, prefix: str) -> dict:
@@ -111,6 +118,7 @@ def init_sharded_train_state(config: ExperimentConfig, model_config: ModelConfig
   params, rest = jax.jit(lambda: build_model(config, model_config, seed)[1:],
                          out_shardings=(state_shardings.params, rest_shardings))()
   fresh = nnx.to_pure_dict(params)
+  pretrained = model_layout(config, pretrained)
   placed = jax.tree.map(lambda x, ref, s: ref if x is ref else jax.device_put(np.asarray(x).astype(ref.dtype), s),
                         _overlay(fresh, pretrained, ""), fresh, nnx.to_pure_dict(state_shardings.params))
   nnx.replace_by_pure_dict(params, placed)

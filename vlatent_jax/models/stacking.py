@@ -9,6 +9,7 @@ requested layout, so callers need not know how the tree was built.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 LAYER_CONTAINERS = (("llm", "layers"), ("vision", "blocks"))
@@ -26,13 +27,6 @@ def _map_containers(params: dict, fn) -> dict:
   return out
 
 
-def _tree_map(fn, *trees):
-  first = trees[0]
-  if isinstance(first, dict):
-    return {k: _tree_map(fn, *(t[k] for t in trees)) for k in first}
-  return fn(*trees)
-
-
 def stack_layers(params: dict, xp=np) -> dict:
   """Per-layer subtrees -> one stacked subtree per container (`xp.stack`: numpy or jax.numpy)."""
   def stack(node, where):
@@ -41,7 +35,7 @@ def stack_layers(params: dict, xp=np) -> dict:
     layers = [node[k] for k in sorted(node, key=int)]
     if [int(k) for k in sorted(node, key=int)] != list(range(len(layers))):
       raise ValueError(f"'{where}': layer indices {sorted(node, key=int)} are not 0..{len(layers) - 1}")
-    return _tree_map(lambda *xs: xp.stack(xs), *layers)
+    return jax.tree.map(lambda *xs: xp.stack(xs), *layers)
   return _map_containers(params, stack)
 
 
@@ -50,10 +44,8 @@ def unstack_layers(params: dict) -> dict:
   def unstack(node, where):
     if _is_per_layer(node) or not isinstance(node, dict):
       return node
-    leaves = []
-    _tree_map(lambda x: leaves.append(x), node)
-    sizes = {int(np.shape(x)[0]) for x in leaves}
+    sizes = {int(np.shape(x)[0]) for x in jax.tree.leaves(node)}
     if len(sizes) != 1:
       raise ValueError(f"'{where}': stacked leaves disagree on the number of layers {sorted(sizes)}")
-    return {i: _tree_map(lambda x: x[i], node) for i in range(sizes.pop())}
+    return {i: jax.tree.map(lambda x: x[i], node) for i in range(sizes.pop())}
   return _map_containers(params, unstack)

@@ -23,6 +23,7 @@ setup(
         "numpy",
         "msgpack",  # data/records.py: the shard record codec (flax's wire format, without flax)
         "pillow",
+        "pyarrow",  # eval: benchmarks released as parquet (Video-MME, VSI-Bench, VideoMMMU, TempCompass, ...)
         "absl-py",
         "tensorboardX",
         "matplotlib",

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from vlatent_jax.data import synthetic
-from vlatent_jax.eval import harness, readers
+from vlatent_jax.data.video import write_mp4
+from vlatent_jax.eval import harness, readers, score
+from vlatent_jax.eval.readers import Question
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
@@ -110,6 +112,15 @@ def test_eval_cli_embedded(bench, ckpt, tmp_path):
   assert results["seconds_per_answer"] * 6 == pytest.approx(sum(r["seconds"] for r in records))
   assert results["generate_seconds"] == pytest.approx(sum(r["seconds"] for r in records))
   assert results["total_seconds"] >= results["generate_seconds"] + results["warmup_seconds"] > 0
+  assert results["questions_per_second"] == pytest.approx(6 / results["total_seconds"])
+  assert results["official"] is None and results["settings"]["stop_early"] is False
+
+  # the predictions file: {"id", "output"} per answered question; scoring it without the model gives the same
+  lines = [json.loads(l) for l in (out / "embedded_videolatent.predictions.jsonl").read_text().splitlines()]
+  assert lines == [{"id": r["id"], "output": r["output"]} for r in records]
+  again = score.score("embedded", str(bench / "eval.jsonl"), str(out / "embedded_videolatent.predictions.jsonl"))
+  assert [r["score"] for r in again["records"]] == [r["score"] for r in records]
+  assert again["accuracy"] == pytest.approx(results["accuracy"]) and again["unanswered"] == 1  # the corrupt video
 
 
 def test_predict_cli(bench, ckpt):
@@ -144,11 +155,12 @@ class _Processor:
 
 
 class _Model:
-  def __init__(self):
-    self.config, self.meta, self.calls = types.SimpleNamespace(latent=None), {}, []
+  def __init__(self, latent=None, meta=None):
+    self.config, self.meta, self.calls, self.options = types.SimpleNamespace(latent=latent), meta or {}, [], []
 
   def generate(self, input_ids, *, return_info, **options):
     self.calls.append((input_ids.shape[0], options["mode"]))
+    self.options.append(options)
     return input_ids, {"latent_steps": np.zeros(len(input_ids), np.int32)}
 
 
@@ -193,3 +205,67 @@ def test_resolve_settings_precedence():
       "mode": "sft", "num_latents": 3, "frames": {"fps": 1.0, "max_frames": 8}}
   with pytest.raises(ValueError, match="latent injection module"):
     harness.resolve_settings(model, "videolatent")
+
+
+def test_harness_windows_batching_by_size_and_stop_early(tmp_path):
+  """Time windows reach the decoder; batches group videos of one size; records come back in question order;
+  stop_early reaches generate (argument, else the checkpoint's meta["train"]["stop_early"])."""
+  from vlatent_jax.data.prompts import user_text
+
+  small, large = str(tmp_path / "small.mp4"), str(tmp_path / "large.mp4")
+  write_mp4(np.zeros((20, 32, 32, 3), np.uint8), small, fps=10)   # 2 s
+  write_mp4(np.zeros((20, 64, 64, 3), np.uint8), large, fps=10)
+  questions = [Question(f"q{i}", large if i % 2 else small, f"Question {i}?", ["a", "b"], "A", "multiple choice",
+                        "task", i + 1, window=(0.5, 1.4) if i == 0 else None) for i in range(6)]
+  index = {user_text(q.question, q.question_type, q.options): i for i, q in enumerate(questions)}
+  seen = []
+
+  class Processor(_Processor):
+    def __call__(self, texts, videos, fps):
+      seen.append([(v.shape[0], v.shape[1]) for v in videos])
+      return super().__call__(texts, videos, fps)
+
+  model = _Model(latent=object(), meta={"train": {"stop_early": True}})
+  processor = Processor({"index": index, "text": ["A"] * 6})
+  out = harness.evaluate(model, processor, questions, mode="videolatent", batch_size=3, progress=False,
+                         frames={"fps": 2, "max_frames": 16})
+  # 2 frames per second: the 2 s clips give 4 frames; q0's window 0.5 .. 1.4 s (frames 5 .. 14, 1 s) gives 2.
+  # Sorted by size: the three 32-px videos in one batch, the three 64-px ones in the other (the warm-up call
+  # reuses the first batch's inputs).
+  assert sorted(seen) == [[(2, 32), (4, 32), (4, 32)], [(4, 64)] * 3]
+  assert [r["id"] for r in out["records"]] == [f"q{i}" for i in range(6)] and out["accuracy"] == 1.0
+  assert all(o["stop_early"] is True for o in model.options) and out["settings"]["stop_early"] is True
+  harness.evaluate(model, processor, questions[:1], mode="videolatent", stop_early=False, progress=False)
+  assert model.options[-1]["stop_early"] is False
+  harness.evaluate(model, processor, questions[:1], mode="sft", progress=False)
+  assert model.options[-1]["stop_early"] is False  # no latent steps to stop
+
+
+def test_resolve_budget_stop_early_precedence():
+  model = _Model(latent=object())
+  assert harness.resolve_budget(model, "videolatent")["stop_early"] is False
+  model.meta = {"train": {"stop_early": True}}  # latent.stop_early as training stores it in the checkpoint
+  assert harness.resolve_budget(model, "videolatent")["stop_early"] is True
+  assert harness.resolve_budget(model, "continuous_thought")["stop_early"] is True
+  assert harness.resolve_budget(model, "videolatent", stop_early=False)["stop_early"] is False
+  assert harness.resolve_budget(model, "cot")["stop_early"] is False
+
+
+def test_predict_passes_stop_early_and_window(tmp_path):
+  from vlatent_jax import predict
+
+  clip = str(tmp_path / "clip.mp4")
+  write_mp4(np.zeros((20, 32, 32, 3), np.uint8), clip, fps=10)
+  args = predict.parse_args(["--ckpt", "c", "--video", clip, "--question", "Q?", "--options", "a,b", "--stop-early",
+                             "--start", "0.5", "--end", "1.4", "--max-frames", "4", "--repeats", "0"])
+  model = _Model(latent=object())
+  settings = harness.resolve_settings(model, "videolatent", 2, {"num_frames": 4})
+  settings.update(harness.resolve_budget(model, settings["mode"], 4, None, args.stop_early))
+  window = (args.start, args.end)
+  frames, fps = harness.decode_task((clip, harness.frame_policy(settings["frames"]), window, None))
+  assert frames.shape[0] == 4 and fps == pytest.approx(4 / 1.0)  # 4 of frames 5 .. 14: 10 frames = 1 s
+  text = predict.chat_prompt(_Processor({}).tokenizer, "Q?", "multiple choice", ["a", "b"])
+  result = predict.predict(args, model, _Processor({"index": {text: 0}, "text": ["B"]}), settings, frames, fps, 0.0)
+  assert result["answer"] == "B" and result["stop_early"] is True and model.options[-1]["stop_early"] is True
+  with pytest.raises(SystemExit):
+    predict.parse_args(["--ckpt", "c", "--video", clip, "--question", "Q?", "--start", "2", "--end", "1"])

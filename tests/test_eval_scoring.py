@@ -6,6 +6,8 @@ from vlatent_jax.eval import report, scoring
 from vlatent_jax.eval.scoring import (
   extract_answer,
   mean_relative_accuracy,
+  open_match,
+  open_predictions,
   option_letter,
   score,
 )
@@ -50,9 +52,13 @@ def test_numerical_scores_round_to_two_decimals():
 
 
 # Thresholds t = .50, .55, ..., .95; a threshold passes when rel < 1 - t, i.e. for 1 - t in
-# .50 .45 .40 .35 .30 .25 .20 .15 .10 .05. (No case sits on a boundary, where float32 rounding decides.)
+# .50 .45 .40 .35 .30 .25 .20 .15 .10 .05.
 @pytest.mark.parametrize("pred, target, expected", [
     (10.0, 10.0, 1.0),    # rel 0: all 10
+    (9.0, 10.0, 0.8),     # rel .10 < .50 .. .15 (8); on the boundary .10 < .10 fails (strict, as defined)
+    (11.0, 10.0, 0.8),    # the same from above
+    (8.0, 10.0, 0.6),     # rel .20 < .50 .. .25 (6)
+    (15.0, 10.0, 0.0),    # rel .50 < .50 fails: none
     (10.6, 10.0, 0.9),    # rel .06 < .50 .. .10 (9), not < .05
     (-3.2, -3.0, 0.9),    # rel .0667: the same 9 (|target| in the denominator)
     (12.2, 10.0, 0.6),    # rel .22 < .50 .. .25 (6)
@@ -73,6 +79,29 @@ def test_regression_and_free_form_scores():
   assert score("", "OCR", "")[0] == 0.0  # an empty answer never matches
 
 
+def test_yes_no_rule_as_tempcompass():
+  assert score("Yes, the man is dunking.", "free-form", "yes", match="yes_no") == (1.0, "yes")
+  assert score("<answer>no</answer>", "free-form", "yes", match="yes_no") == (0.0, "no")
+  assert score("NO.", "free-form", "no", match="yes_no") == (1.0, "no")
+  assert score("The man is dunking.", "free-form", "yes", match="yes_no") == (0.0, "The man is dunking.")
+  with pytest.raises(ValueError, match="unknown scoring rule"):
+    score("x", "free-form", "x", match="fuzzy")
+
+
+def test_open_answers_by_mmmu_rule():
+  # key phrase after the last indicator ("is "), then the numbers in it, rounded to 2 decimals
+  assert set(open_predictions("The mass is 12.50 g")) == {"12.50 g", 12.5}
+  assert open_match("The mass is 12.50 g", "12.5")
+  assert open_match("1,250", "1250") and not open_match("1,251", "1250")
+  assert open_match("It is a dolly zoom.", "Dolly Zoom")            # the answer text inside the key phrase
+  assert not open_match("zoom", "Dolly Zoom")
+  assert open_match("The algorithm is depth-first search (dfs)", "Depth-First Search (DFS)")
+  assert not open_match("", "3")
+  assert not open_match("b", "B.") and open_match("so the answer is b", "b")  # one letter needs a space after it
+  assert score("<answer>therefore the value is 7.0</answer>", "numerical", "7", match="open") == (
+      1.0, "therefore the value is 7.0")
+
+
 def test_summarize_groups_by_category_and_type():
   records = [{"category": "a", "question_type": "multiple choice", "score": 1.0, "latent_steps": 4},
              {"category": "a", "question_type": "regression", "score": 0.6, "latent_steps": 4},
@@ -84,4 +113,4 @@ def test_summarize_groups_by_category_and_type():
   assert out["skipped_by_kind"] == {"corrupt": 2, "missing": 1}
   assert out["mean_latent_steps"] == pytest.approx(10 / 3)
   assert report.summarize([], [])["accuracy"] is None
-  assert scoring.MRA_THRESHOLDS.shape == (10,)
+  assert scoring.MRA_THRESHOLDS.tolist() == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]

@@ -3,9 +3,10 @@
   python -m vlatent_jax.predict --ckpt C --video clip.mp4 --question "Which colour came first?"
       [--options red,blue,green] [--question-type "multiple choice"] [--mode videolatent|sft|cot|continuous_thought]
       [--num-latents K] [--fps F] [--max-frames N] [--max-new-tokens 16] [--repeats 1] [--json]
-      [--mesh data=1,fsdp=8,tensor=1] [--scan-layers]
+      [--start S] [--end E] [--stop-early | --no-stop-early] [--mesh data=1,fsdp=8,tensor=1] [--scan-layers]
 
-C is a vlatent_jax checkpoint or an HF Qwen2.5-VL folder. The prompt is the training template for the
+C is a vlatent_jax checkpoint or an HF Qwen2.5-VL folder; the video a file (mp4, webm, avi, ..) or a folder
+of frame images (--folder-fps), sampled within --start / --end seconds when given. The prompt is the training template for the
 question type (multiple choice with --options, else free-form). Prints the model's output, the extracted
 answer (the option letter for multiple choice), the latent steps taken and the time to the answer: the
 first call compiles, so the answer is timed again `--repeats` times and the fastest is reported. A
@@ -27,7 +28,10 @@ from vlatent_jax.eval import harness, scoring
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m vlatent_jax.predict", description=__doc__.splitlines()[0])
   p.add_argument("--ckpt", required=True, help="vlatent_jax checkpoint or Hugging Face Qwen2.5-VL folder")
-  p.add_argument("--video", required=True, help="video file (mp4, webm, ...)")
+  p.add_argument("--video", required=True, help="video file (mp4, webm, avi, ...) or a folder of frame images")
+  p.add_argument("--start", type=float, help="sample frames from this second on (default: the start)")
+  p.add_argument("--end", type=float, help="sample frames up to this second (default: the end)")
+  p.add_argument("--folder-fps", type=float, help="frame rate of a frame-folder video (default: 3)")
   p.add_argument("--question", required=True)
   p.add_argument("--options", help="comma-separated answer options, e.g. red,blue,green (lettered A, B, C)")
   p.add_argument("--question-type", choices=QUESTION_TYPES,
@@ -41,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                  f"length, else {harness.DEFAULT_MAX_NEW_TOKENS})")
   p.add_argument("--cot-tokens", type=int, help="--mode cot: reasoning tokens forced before the answer (default: 0 "
                  f"for a model trained in mode cot, else {harness.DEFAULT_COT_TOKENS})")
+  p.add_argument("--stop-early", action=argparse.BooleanOptionalAction, default=None,
+                 help="end latent steps once the model predicts <|latent_end|> (default: the checkpoint's "
+                 "latent.stop_early, else off)")
   p.add_argument("--repeats", type=int, default=1, help="timed runs after the first (compiling) call; 0: none")
   p.add_argument("--tokenizer", help="tokenizer folder (default: --ckpt)")
   p.add_argument("--min-pixels", type=int, help="per-frame pixel budget (default: checkpoint / tokenizer folder)")
@@ -66,6 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
       p.error(f"--{name.replace('_', '-')} must be >= 1")
   if args.repeats < 0 or (args.cot_tokens or 0) < 0 or (args.fps is not None and args.fps <= 0):
     p.error("--repeats and --cot-tokens must be >= 0, --fps > 0")
+  if (args.folder_fps is not None and args.folder_fps <= 0) or (
+      args.start is not None and args.end is not None and args.end <= args.start):
+    p.error("--folder-fps must be > 0 and --end after --start")
   if args.mesh is not None:
     try:
       harness.parse_mesh(args.mesh)
@@ -81,15 +91,18 @@ def load_inputs(args):
                                   mesh=args.mesh, scan_layers=args.scan_layers)
   settings = harness.resolve_settings(
       model, args.mode, args.num_latents, {"fps": args.fps, "max_frames": args.max_frames, "num_frames": args.num_frames})
-  settings.update(harness.resolve_budget(model, settings["mode"], args.max_new_tokens, args.cot_tokens))
+  settings.update(harness.resolve_budget(model, settings["mode"], args.max_new_tokens, args.cot_tokens,
+                                         args.stop_early))
+  window = None if args.start is None and args.end is None else (args.start, args.end)
   t0 = time.perf_counter()
-  frames, fps = harness.decode_task((args.video, harness.frame_policy(settings["frames"])))
+  frames, fps = harness.decode_task((args.video, harness.frame_policy(settings["frames"]), window, args.folder_fps))
   return model, processor, settings, frames, fps, time.perf_counter() - t0
 
 
 def predict(args, model, processor, settings, frames, fps, decode_s) -> dict:
   text = chat_prompt(processor.tokenizer, args.question, args.question_type, args.options)
-  gen = {**{k: settings[k] for k in ("mode", "num_latents", "max_new_tokens", "cot_tokens")}, "return_info": True}
+  gen = {**{k: settings[k] for k in ("mode", "num_latents", "max_new_tokens", "cot_tokens", "stop_early")},
+         "return_info": True}
 
   def answer():
     t0 = time.perf_counter()
@@ -105,6 +118,7 @@ def predict(args, model, processor, settings, frames, fps, decode_s) -> dict:
   return {"answer": extracted, "output": output, "latent_steps": steps,
           "time_to_answer_s": min(times) if times else first_s, "first_call_s": first_s, "decode_s": decode_s,
           "mode": settings["mode"], "num_latents": settings["num_latents"] if "latent" in settings["mode"] else 0,
+          "stop_early": settings["stop_early"],
           "frames": int(frames.shape[0]), "fps": fps}
 
 

@@ -1,5 +1,9 @@
 """Video file I/O: sampled RGB frames with decord (PyAV fallback), mp4 encoding, and a worker pool with timeouts.
 
+A video is a file (mp4, webm, avi, mkv, ...: whatever FFmpeg reads) or a folder of frame images (MVBench's
+tvqa `frames_fps3_hq/<clip>/00001.jpg ...`, read at `folder_fps`). A time window (start, end) in seconds
+restricts sampling to that part of the video (MVBench's `start` / `end` bounds).
+
 Decoding is what breaks on real data: decord 0.6 is unmaintained, some files
 hang forever holding the GIL, others segfault. So:
 
@@ -34,7 +38,7 @@ _ISO_BOXES = {b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide", b"p
 
 
 class VideoError(ValueError):
-  """A video that cannot be used; `kind` (missing, empty, truncated, corrupt) groups reasons in reports."""
+  """A video that cannot be used; `kind` (missing, empty, truncated, corrupt, window) groups reasons in reports."""
 
   def __init__(self, kind: str, message: str):
     super().__init__(message)
@@ -45,6 +49,11 @@ class VideoNotFoundError(VideoError, FileNotFoundError):
   """A missing file: also a FileNotFoundError, as callers of read_frames expect."""
 
 
+Window = tuple[float | None, float | None] | None  # (start, end) in seconds; None: the whole video
+FRAME_FOLDER_FPS = 3.0  # frame folders without a stated rate: MVBench's tvqa frames_fps3_hq
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
 @dataclasses.dataclass(frozen=True)
 class FramePolicy:
   """Which frames to take: `num_frames` evenly spaced, else one every 1/fps s, at most `max_frames` (Video-R1)."""
@@ -52,8 +61,8 @@ class FramePolicy:
   max_frames: int = 16
   num_frames: int | None = None
 
-  def indices(self, total: int, native_fps: float) -> np.ndarray:
-    return sample_indices(total, native_fps, self.fps, self.max_frames, self.num_frames)
+  def indices(self, total: int, native_fps: float, window: Window = None) -> np.ndarray:
+    return sample_indices(total, native_fps, self.fps, self.max_frames, self.num_frames, window)
 
 
 @dataclasses.dataclass
@@ -64,25 +73,44 @@ class Decoded:
   fallback_from: str | None = None  # decord's error when PyAV stepped in
 
 
-def sample_indices(num_frames: int, native_fps: float, fps: float | None = 2.0, max_frames: int = 16,
-                   num_sampled: int | None = None) -> np.ndarray:
-  """Frame indices: `num_sampled` evenly spaced, else every 1/fps seconds, at most `max_frames`."""
+def frame_range(num_frames: int, native_fps: float, window: Window = None) -> tuple[int, int]:
+  """First and last frame index of `window` (seconds) in a video of `num_frames` frames at `native_fps`:
+  round(start * fps) .. round(end * fps), clipped to the video (as MVBench's get_index bounds them)."""
   if num_frames <= 0:
     raise ValueError("video has no frames")
+  start, end = window if window is not None else (None, None)
+  first = 0 if start is None else max(0, int(round(float(start) * native_fps)))
+  last = num_frames - 1 if end is None else min(num_frames - 1, int(round(float(end) * native_fps)))
+  if first > last:
+    raise VideoError("window", f"time window {start}..{end} s holds no frame of a {num_frames}-frame video at "
+                               f"{native_fps:g} fps ({num_frames / max(native_fps, 1e-6):.2f} s)")
+  return first, last
+
+
+def sample_indices(num_frames: int, native_fps: float, fps: float | None = 2.0, max_frames: int = 16,
+                   num_sampled: int | None = None, window: Window = None) -> np.ndarray:
+  """Frame indices: `num_sampled` evenly spaced, else every 1/fps seconds, at most `max_frames`; within
+  `window` (seconds) when given."""
+  first, last = frame_range(num_frames, native_fps, window)
+  span = last - first + 1
   if num_sampled is None:
-    duration = num_frames / max(native_fps, 1e-6)
-    num_sampled = max(1, min(max_frames, int(round(duration * fps)) if fps else max_frames, num_frames))
-  return np.linspace(0, num_frames - 1, num_sampled).round().astype(np.int64)
+    duration = span / max(native_fps, 1e-6)
+    num_sampled = max(1, min(max_frames, int(round(duration * fps)) if fps else max_frames, span))
+  return first + np.linspace(0, span - 1, num_sampled).round().astype(np.int64)
 
 
-def _sampled_fps(num_sampled: int, total: int, native_fps: float) -> float:
-  return num_sampled / max(total / max(native_fps, 1e-6), 1e-6)
+def _sampled_fps(num_sampled: int, total: int, native_fps: float, window: Window = None) -> float:
+  first, last = frame_range(total, native_fps, window)
+  return num_sampled / max((last - first + 1) / max(native_fps, 1e-6), 1e-6)
 
 
 def check_file(path: str) -> None:
   """Raises VideoError (kind missing / empty / truncated) naming `path`; other files pass to the decoders."""
   if not os.path.exists(path):
     raise VideoNotFoundError("missing", f"video file not found: {path}")
+  if os.path.isdir(path):
+    frame_files(path)  # a frame folder: it must hold frames
+    return
   if not os.path.isfile(path):
     raise VideoError("missing", f"video path is not a file: {path}")
   size = os.path.getsize(path)
@@ -120,22 +148,22 @@ def _short(err: BaseException) -> str:
   return f"{type(err).__name__}: {pick}"[:300]
 
 
-def decode_decord(path: str, policy: FramePolicy = FramePolicy()) -> tuple[np.ndarray, float]:
+def decode_decord(path: str, policy: FramePolicy = FramePolicy(), window: Window = None) -> tuple[np.ndarray, float]:
   import decord  # per process: decord readers are unpicklable
 
   reader = decord.VideoReader(path, num_threads=1)
   total, native = len(reader), float(reader.get_avg_fps())
   if total <= 0:
     raise VideoError("corrupt", f"video has no frames: {path}")
-  idx = policy.indices(total, native)
+  idx = policy.indices(total, native, window)
   frames = reader.get_batch(idx.tolist()).asnumpy()
   del reader
   if frames.dtype != np.uint8 or frames.ndim != 4 or len(frames) != len(idx):
     raise VideoError("corrupt", f"decord returned frames of shape {frames.shape} for {len(idx)} indices: {path}")
-  return frames, _sampled_fps(len(idx), total, native)
+  return frames, _sampled_fps(len(idx), total, native, window)
 
 
-def decode_pyav(path: str, policy: FramePolicy = FramePolicy()) -> tuple[np.ndarray, float]:
+def decode_pyav(path: str, policy: FramePolicy = FramePolicy(), window: Window = None) -> tuple[np.ndarray, float]:
   """Decodes sequentially up to the last sampled frame (no seeks: slower on long videos, but robust).
 
   Frame count and fps follow decord: the stream's frame count (else its packet
@@ -156,7 +184,7 @@ def decode_pyav(path: str, policy: FramePolicy = FramePolicy()) -> tuple[np.ndar
       native = float(rate) if rate else 0.0
       if total <= 0:
         raise VideoError("corrupt", f"video has no frames: {path}")
-      idx = policy.indices(total, native)
+      idx = policy.indices(total, native, window)
       wanted: dict[int, list[int]] = {}
       for pos, i in enumerate(idx.tolist()):
         wanted.setdefault(i, []).append(pos)
@@ -176,36 +204,73 @@ def decode_pyav(path: str, policy: FramePolicy = FramePolicy()) -> tuple[np.ndar
     raise VideoError("corrupt", f"cannot decode video {path} with PyAV: {_short(e)}") from e
   if any(f is None for f in out):
     raise VideoError("truncated", f"truncated video {path}: decoded {decoded} of {total} frames")
-  return np.stack(out), _sampled_fps(len(idx), total, native)
+  return np.stack(out), _sampled_fps(len(idx), total, native, window)
+
+
+def frame_files(folder: str) -> list[str]:
+  """The frame images of a frame folder in frame order (names sorted by their digits, then as text)."""
+  names = [n for n in os.listdir(folder) if n.lower().endswith(FRAME_EXTENSIONS)]
+  if not names:
+    raise VideoError("empty", f"frame folder holds no {'/'.join(FRAME_EXTENSIONS)} images: {folder}")
+  def key(name):
+    digits = "".join(c for c in os.path.splitext(name)[0] if c.isdigit())
+    return (int(digits) if digits else -1, name)
+  return [os.path.join(folder, n) for n in sorted(names, key=key)]
+
+
+def decode_folder(path: str, policy: FramePolicy = FramePolicy(), window: Window = None,
+                  folder_fps: float = FRAME_FOLDER_FPS) -> tuple[np.ndarray, float]:
+  """A folder of frame images read as a video at `folder_fps` (the i-th image in frame order is frame i)."""
+  from PIL import Image, UnidentifiedImageError
+
+  files = frame_files(path)
+  idx = policy.indices(len(files), folder_fps, window)
+  frames = []
+  for i in idx.tolist():
+    try:
+      with Image.open(files[i]) as image:
+        frames.append(np.asarray(image.convert("RGB"), np.uint8))
+    except (OSError, UnidentifiedImageError) as e:
+      raise VideoError("corrupt", f"cannot read frame {files[i]}: {_short(e)}") from e
+  if len({f.shape for f in frames}) > 1:
+    raise VideoError("corrupt", f"frames of different sizes in {path}: {sorted({f.shape for f in frames})}")
+  return np.stack(frames), _sampled_fps(len(idx), len(files), folder_fps, window)
 
 
 _DECODE_FNS = {"decord": decode_decord, "pyav": decode_pyav}
 
 
-def decode(path: str, policy: FramePolicy = FramePolicy(), decoder: str = "decord",
-           fallback: bool = True) -> Decoded:
-  """Sampled frames of `path`; with decoder="decord" and `fallback`, PyAV retries a file decord fails on."""
+def decode(path: str, policy: FramePolicy = FramePolicy(), decoder: str = "decord", fallback: bool = True,
+           window: Window = None, folder_fps: float | None = None) -> Decoded:
+  """Sampled frames of `path` (a video file or a frame folder), within `window` (seconds) when given; with
+  decoder="decord" and `fallback`, PyAV retries a file decord fails on. folder_fps: the frame rate of a
+  frame folder (default FRAME_FOLDER_FPS)."""
   if decoder not in DECODERS:
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
   check_file(path)
+  if os.path.isdir(path):
+    return Decoded(*decode_folder(path, policy, window, folder_fps or FRAME_FOLDER_FPS), "frames")
   try:
-    return Decoded(*_DECODE_FNS[decoder](path, policy), decoder)
+    return Decoded(*_DECODE_FNS[decoder](path, policy, window), decoder)
   except VideoError as e:
+    if e.kind == "window":  # the bounds, not the file: another decoder would say the same
+      raise
     first = e
   except Exception as e:  # decord.DECORDError, av.error.*, ...
     first = VideoError("corrupt", f"cannot decode video {path} with {decoder}: {_short(e)}")
   if decoder == "pyav" or not fallback:
     raise first
   try:
-    return Decoded(*decode_pyav(path, policy), "pyav", fallback_from=str(first))
+    return Decoded(*decode_pyav(path, policy, window), "pyav", fallback_from=str(first))
   except VideoError as e:
     raise VideoError(e.kind, f"{e} (decord failed first: {first})") from e
 
 
 def read_frames(path: str, fps: float | None = 2.0, max_frames: int = 16, num_sampled: int | None = None,
-                decoder: str = "decord"):
-  """Returns (uint8 frames [T,H,W,3], sampled fps). Raises FileNotFoundError / ValueError naming the file."""
-  out = decode(path, FramePolicy(fps, max_frames, num_sampled), decoder)
+                decoder: str = "decord", window: Window = None, folder_fps: float | None = None):
+  """Returns (uint8 frames [T,H,W,3], sampled fps) of a video file or frame folder, within `window`
+  ((start, end) seconds, either may be None) when given. Raises FileNotFoundError / ValueError naming the file."""
+  out = decode(path, FramePolicy(fps, max_frames, num_sampled), decoder, window=window, folder_fps=folder_fps)
   return out.frames, out.fps
 
 

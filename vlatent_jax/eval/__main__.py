@@ -3,13 +3,15 @@
   python -m vlatent_jax.eval --ckpt C --bench NAME --data PATH [--split test] [--limit N]
       [--mode videolatent|sft|cot|continuous_thought] [--num-latents K] [--batch-size 8] [--out DIR]
       [--fps F] [--max-frames N] [--num-frames N] [--max-new-tokens 16] [--decode-workers 1]
-      [--mesh data=1,fsdp=8,tensor=1] [--scan-layers]
+      [--stop-early | --no-stop-early] [--mesh data=1,fsdp=8,tensor=1] [--scan-layers]
 
 NAME: embedded, video_r1, mvbench, videomme, tempcompass, vsibench, mmvu, videommmu (see readers.py for
 each file layout). Unset mode / latent steps / frame sampling come from the checkpoint (what training
 stored), else the benchmark (embedded: benchmark.json's read_with), else videolatent-or-sft, 8, 2 fps x 16.
-Writes <out>/<bench>_<mode>.json (summary, settings, per-question records, skipped videos, malformed rows)
-and .md (tables), default out: <ckpt>_eval beside the checkpoint (./eval_<name> if that is not writable).
+Writes <out>/<bench>_<mode>.json (summary, the benchmark's official aggregate, settings, per-question records,
+skipped videos, rows skipped for bad data), .md (tables) and .predictions.jsonl ({"id", "output"} per line,
+which `python -m vlatent_jax.eval.score` scores without a model); default out: <ckpt>_eval beside the
+checkpoint (./eval_<name> if that is not writable).
 Bad input prints one line and exits 2; a run that answers nothing exits 1. --mesh splits the parameters
 over the devices (FSDP over fsdp, tensor parallel over tensor) and each batch over data x fsdp; a
 --batch-size that is not a multiple of data x fsdp is padded for the model.
@@ -22,7 +24,7 @@ import json
 import os
 import sys
 
-from vlatent_jax.eval import harness, readers, report
+from vlatent_jax.eval import harness, official, predictions, readers, report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--tokenizer", help="tokenizer folder (default: --ckpt)")
   p.add_argument("--min-pixels", type=int, help="per-frame pixel budget (default: checkpoint / tokenizer folder)")
   p.add_argument("--max-pixels", type=int, help="per-frame pixel budget (default: checkpoint / tokenizer folder)")
+  p.add_argument("--stop-early", action=argparse.BooleanOptionalAction, default=None,
+                 help="end latent steps once the model predicts <|latent_end|> (default: the checkpoint's "
+                 "latent.stop_early, else off)")
   p.add_argument("--decode-workers", type=int, default=1, help="video decode processes (0: decode inline)")
   p.add_argument("--decode-timeout", type=float, default=120.0, help="seconds per video before it is skipped")
   p.add_argument("--dtype", choices=("bfloat16", "float32", "float16"), help="default: the stored dtype")
@@ -91,10 +96,9 @@ def default_out(ckpt: str) -> str:
 def _inputs(args):
   """Questions, malformed rows, model, processor and settings; bad input raises OSError / ValueError / RuntimeError."""
   questions, bad_rows = readers.read(args.bench, args.data, args.limit, split=args.split)
-  for row in bad_rows:
-    print(f"warning: {args.data}: skipped row {row.line}: {row.reason}", file=sys.stderr)
+  report.warn_skipped(bad_rows, args.data)
   if not questions:
-    raise ValueError(f"no usable questions in {args.data} ({len(bad_rows)} malformed rows)")
+    raise ValueError(f"no usable questions in {args.data} ({len(bad_rows)} rows skipped for bad data)")
   model, processor = harness.load(args.ckpt, args.tokenizer, args.min_pixels, args.max_pixels, args.dtype,
                                   mesh=args.mesh, scan_layers=args.scan_layers)
   frames = {"fps": args.fps, "max_frames": args.max_frames, "num_frames": args.num_frames}
@@ -107,16 +111,21 @@ def run(args, questions, bad_rows, model, processor, settings) -> int:
   results = harness.evaluate(model, processor, questions, mode=settings["mode"], num_latents=settings["num_latents"],
                              batch_size=args.batch_size, frames=settings["frames"], progress=not args.no_progress,
                              max_new_tokens=args.max_new_tokens, cot_tokens=args.cot_tokens,
-                             decode_workers=args.decode_workers, decode_timeout=args.decode_timeout)
+                             decode_workers=args.decode_workers, decode_timeout=args.decode_timeout,
+                             stop_early=args.stop_early)
+  bench = readers.benchmark_name(args.bench)
   results = {"benchmark": args.bench, "data": os.path.abspath(args.data), "checkpoint": os.path.abspath(args.ckpt),
              **({"split": args.split} if args.bench == "embedded" and os.path.isdir(args.data) else {}),
+             "official": official.aggregate(bench, results["records"]),
              **results, "bad_rows": [row._asdict() for row in bad_rows]}
   name = f"{args.bench}_{settings['mode']}"
-  json_path, md_path = report.write(results, args.out or default_out(args.ckpt), name,
+  out = args.out or default_out(args.ckpt)
+  json_path, md_path = report.write(results, out, name,
                                     f"{args.bench} ({os.path.basename(os.path.abspath(args.ckpt))})")
+  pred_path = predictions.write(os.path.join(out, f"{name}.predictions.jsonl"), results["records"])
   with open(md_path) as f:
     print(f.read())
-  print(f"wrote {json_path} and {md_path}")
+  print(f"wrote {json_path}, {md_path} and {pred_path}")
   return 0 if results["n"] else 1
 
 

@@ -5,10 +5,13 @@
                        frames={"fps": 8, "max_frames": 16})
 
 Videos are decoded ahead of the model (in worker processes with a per-video timeout when
-`decode_workers` > 0); one that is missing, truncated, corrupt or hangs is skipped and reported,
-never fatal. Each batch is padded to `batch_size` with copies of its last question, so every
-batch has the same shape and the jitted generate compiles once per video-size bucket. The first
-batch runs twice: the first call (compilation) is timed apart as `warmup_seconds`.
+`decode_workers` > 0), each within its question's time window (MVBench's bounds) if it has one; one that
+is missing, truncated, corrupt or hangs is skipped and reported, never fatal. Decoded questions are
+batched by length: within a window of `LOOKAHEAD_BATCHES` batches they are sorted by frame shape and
+prompt length, so a batch holds similar videos and pads little. Each batch is padded to `batch_size`
+with copies of its last question, so every batch has the same shape and the jitted generate compiles
+once per video-size bucket. The first batch runs twice: the first call (compilation) is timed apart as
+`warmup_seconds`. Records come back in question order.
 
 This module imports no jax itself: decode workers import it to find their task function.
 """
@@ -23,13 +26,14 @@ from vlatent_jax.data import video
 from vlatent_jax.data.prompts import chat_prompt
 from vlatent_jax.eval import report, scoring
 from vlatent_jax.eval.readers import Question
-from vlatent_jax.models.config import MODES
+from vlatent_jax.models.config import LATENT_MODES, MODES
 
 DEFAULT_FRAMES = {"fps": 2.0, "max_frames": 16}  # Video-R1's sampling
 DEFAULT_NUM_LATENTS = 8
 DEFAULT_MAX_NEW_TOKENS = 16  # answers are a letter, a number or a short phrase
 DEFAULT_COT_TOKENS = 256  # an untrained model made to think before answering (the inference-cost baseline)
 FRAME_KEYS = ("fps", "max_frames", "num_frames")
+LOOKAHEAD_BATCHES = 4  # decoded questions sorted by size together: this many batches' worth
 MESH_AXES = ("data", "fsdp", "tensor")  # sharding.MESH_AXES; this module imports no jax
 
 
@@ -108,15 +112,21 @@ def resolve_settings(model, mode: str | None = None, num_latents: int | None = N
   return {"mode": mode, "num_latents": num_latents, "frames": {k: sampling[k] for k in FRAME_KEYS if k in sampling}}
 
 
-def resolve_budget(model, mode: str, max_new_tokens: int | None = None, cot_tokens: int | None = None) -> dict:
-  """Token budgets: arguments, else the checkpoint's training target length (meta["train"]["max_new_tokens"]),
-  else the defaults. cot_tokens is the forced minimum of reasoning tokens in mode cot: 0 for a model trained in
-  mode cot (it writes its own rationale and answer, then stops), DEFAULT_COT_TOKENS for any other model."""
+def resolve_budget(model, mode: str, max_new_tokens: int | None = None, cot_tokens: int | None = None,
+                   stop_early: bool | None = None) -> dict:
+  """Token and latent-step budgets: arguments, else what training stored (meta["train"]: "max_new_tokens",
+  "stop_early" = latent.stop_early), else the defaults. cot_tokens is the forced minimum of reasoning tokens in
+  mode cot: 0 for a model trained in mode cot (it writes its own rationale and answer, then stops),
+  DEFAULT_COT_TOKENS for any other model. stop_early: end the latent steps once the model predicts
+  <|latent_end|> (latent modes only; off by default)."""
   train = (getattr(model, "meta", None) or {}).get("train") or {}
   if cot_tokens is None:
     cot_tokens = 0 if train.get("mode") == "cot" else DEFAULT_COT_TOKENS
+  if stop_early is None:
+    stop_early = bool(train.get("stop_early", False))
   return {"max_new_tokens": int(max_new_tokens or train.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
-          "cot_tokens": int(cot_tokens) if mode == "cot" else 0}
+          "cot_tokens": int(cot_tokens) if mode == "cot" else 0,
+          "stop_early": bool(stop_early) and mode in LATENT_MODES}
 
 
 def frame_policy(frames: dict) -> video.FramePolicy:
@@ -124,26 +134,31 @@ def frame_policy(frames: dict) -> video.FramePolicy:
                            num_frames=frames.get("num_frames"))
 
 
-def decode_task(payload: tuple[str, video.FramePolicy]):
-  """Runs in a decode worker (or inline): -> (uint8 frames [T,H,W,3], sampled fps)."""
-  path, policy = payload
-  out = video.decode(path, policy)
+def decode_task(payload: tuple):
+  """Runs in a decode worker (or inline): (path, policy[, window, folder_fps]) -> (uint8 frames [T,H,W,3],
+  sampled fps). window: (start, end) seconds or None; folder_fps: the frame rate of a frame folder."""
+  path, policy, *rest = payload
+  window, folder_fps = (*rest, None, None)[:2]
+  out = video.decode(path, policy, window=window, folder_fps=folder_fps)
   return out.frames, out.fps
 
 
-def _decoded(questions: list[Question], policy: video.FramePolicy, workers: int, timeout: float | None):
-  """(question, ok, (frames, fps) or (kind, message)) in question order."""
+def _payload(q: Question, policy: video.FramePolicy) -> tuple:
+  return q.video, policy, q.window, q.folder_fps
+
+
+def _decoded(questions: list[Question], policy: video.FramePolicy, workers: int, timeout: float | None,
+             ahead: int | None = None):
+  """(question, ok, (frames, fps) or (kind, message)) in question order; up to `ahead` videos decoded ahead."""
   if workers <= 0:
     for q in questions:
       try:
-        yield q, True, decode_task((q.video, policy))
-      except video.VideoError as e:
+        yield q, True, decode_task(_payload(q, policy))
+      except video.VideoError as e:  # video.decode turns every decoder failure into one; anything else is ours
         yield q, False, (e.kind, str(e))
-      except Exception as e:  # noqa: BLE001  decoders raise anything on bad files; one video never stops a run
-        yield q, False, ("error", f"{type(e).__name__}: {e}")
     return
   with video.WorkerPool(decode_task, workers=workers, timeout=timeout, preload=(__name__,)) as pool:
-    results = pool.imap_ordered((q.video, policy) for q in questions)
+    results = pool.imap_ordered((_payload(q, policy) for q in questions), max_ahead=ahead)
     for q, (ok, value) in zip(questions, results):
       yield q, ok, value
 
@@ -195,41 +210,55 @@ def _inputs(processor, items) -> tuple[dict | None, list[int]]:
     return (encode(keep) if keep else None), bad
 
 
-def _batches(decoded, batch_size: int, skip) -> Iterator[list]:
-  batch = []
+def _size(item) -> tuple:
+  """Sort key of a decoded question: frame shape, then prompt length (characters of question and options)."""
+  q, frames, _ = item
+  return tuple(frames.shape[:3]) + (len(q.question) + sum(len(o) for o in q.options or []),)
+
+
+def _batches(decoded, batch_size: int, skip, lookahead: int = LOOKAHEAD_BATCHES) -> Iterator[list]:
+  """Batches of decoded questions, grouped by size within windows of `lookahead` batches."""
+  pending = []
+
+  def flush():
+    pending.sort(key=_size)
+    for i in range(0, len(pending), batch_size):
+      yield pending[i:i + batch_size]
+    pending.clear()
+
   for q, ok, value in decoded:
     if not ok:
       skip(q, *value)
       continue
-    batch.append((q, *value))
-    if len(batch) == batch_size:
-      yield batch
-      batch = []
-  if batch:
-    yield batch
+    pending.append((q, *value))
+    if len(pending) == batch_size * max(lookahead, 1):
+      yield from flush()
+  yield from flush()
 
 
 def evaluate(model, processor, questions: list[Question], *, mode: str | None = None, num_latents: int | None = None,
              batch_size: int = 8, frames: dict | None = None, limit: int | None = None, progress: bool = True,
              max_new_tokens: int | None = None, cot_tokens: int | None = None, decode_workers: int = 0,
-             decode_timeout: float | None = 120.0, warmup: bool = True) -> dict:
+             decode_timeout: float | None = 120.0, warmup: bool = True, stop_early: bool | None = None) -> dict:
   """Answers and scores `questions`; returns the summary (report.summarize) plus settings, timings and records.
 
   Keys: accuracy (mean score over answered questions; None if none), n, skipped, per_type {category: {n,
   accuracy}}, by_question_type, mean_latent_steps, seconds_per_answer (prompt + processor + generate +
   detokenise, per answered question, after the warm-up call), generate_seconds, warmup_seconds,
-  total_seconds (everything, video decoding and compilation included), settings, records (one per answered
-  question: id, category, question_type, video, answer, output, prediction, score, latent_steps, seconds),
-  skipped_videos (id, video, kind, reason, line).
+  total_seconds (everything, video decoding and compilation included), questions_per_second (answered
+  questions over total_seconds), settings, records (one per answered question, in question order:
+  `scoring.record` fields plus latent_steps and seconds), skipped_videos (id, video, kind, reason, line).
+  stop_early: end latent steps at <|latent_end|> (default: the checkpoint's latent.stop_early, else off).
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
   start = time.perf_counter()
   questions = list(questions)[:limit] if limit is not None else list(questions)
   settings = resolve_settings(model, mode, num_latents, frames)
-  settings.update(resolve_budget(model, settings["mode"], max_new_tokens, cot_tokens))
-  gen = {k: settings[k] for k in ("mode", "num_latents", "max_new_tokens", "cot_tokens")}
+  settings.update(resolve_budget(model, settings["mode"], max_new_tokens, cot_tokens, stop_early))
+  gen = {k: settings[k] for k in ("mode", "num_latents", "max_new_tokens", "cot_tokens", "stop_early")}
   records, skipped = [], []
+  order = {id(q): i for i, q in enumerate(questions)}
   timing = {"generate": 0.0, "warmup": 0.0}
   bar = _Progress(len(questions), progress)
 
@@ -245,7 +274,8 @@ def evaluate(model, processor, questions: list[Question], *, mode: str | None = 
     tokens, info = model.generate(**inputs, return_info=True, **gen)
     return processor.decode(tokens), info["latent_steps"], time.perf_counter() - t0
 
-  decoded = _decoded(questions, frame_policy(settings["frames"]), decode_workers, decode_timeout)
+  decoded = _decoded(questions, frame_policy(settings["frames"]), decode_workers, decode_timeout,
+                     ahead=batch_size * (LOOKAHEAD_BATCHES + 1))
   try:
     for batch in _batches(decoded, batch_size, skip):
       t0 = time.perf_counter()
@@ -263,19 +293,19 @@ def evaluate(model, processor, questions: list[Question], *, mode: str | None = 
       seconds += prep
       timing["generate"] += seconds
       for (q, _, _), output, k in zip(batch, outputs, steps):
-        value, prediction = scoring.score(output, q.question_type, q.answer, q.options)
-        records.append({"id": q.id, "category": q.category, "question_type": q.question_type, "video": q.video,
-                        "answer": q.answer, "output": output, "prediction": prediction, "score": value,
-                        "latent_steps": int(k), "seconds": seconds / len(batch), "line": q.line})
+        records.append({**scoring.record(q, output), "latent_steps": int(k), "seconds": seconds / len(batch),
+                        "_order": order[id(q)]})
       update()
   finally:
     decoded.close()  # stops the decode workers, also when generation fails
     bar.close()
+  records.sort(key=lambda r: r.pop("_order"))
   summary = report.summarize(records, skipped)
   n = summary["n"]
+  total = time.perf_counter() - start
   return {**summary,
           "seconds_per_answer": timing["generate"] / n if n else None,
           "generate_seconds": timing["generate"], "warmup_seconds": timing["warmup"],
-          "total_seconds": time.perf_counter() - start,
+          "total_seconds": total, "questions_per_second": n / total if n and total > 0 else None,
           "settings": {**settings, "batch_size": batch_size},
           "records": records, "skipped_videos": skipped}

@@ -1,9 +1,14 @@
-"""Aggregating per-question scores and writing results: `<name>.json` (everything) and `<name>.md` (tables)."""
+"""Aggregating per-question scores and writing results: `<name>.json` (everything) and `<name>.md` (tables).
+
+The Markdown report holds plain accuracy per category and question type, the benchmark's own aggregate
+(`results["official"]`, from `official.aggregate`) with its tables, and the rows and videos skipped.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import defaultdict
 
 
@@ -17,14 +22,14 @@ def _groups(records: list[dict], key: str) -> dict[str, dict]:
 def summarize(records: list[dict], skipped: list[dict]) -> dict:
   """Overall accuracy (mean score; None without answers), per category and per question type."""
   n = len(records)
-  steps = [r["latent_steps"] for r in records]
+  steps = [r["latent_steps"] for r in records if r.get("latent_steps") is not None]
   kinds = defaultdict(int)
   for s in skipped:
     kinds[s["kind"]] += 1
   return {"accuracy": sum(r["score"] for r in records) / n if n else None, "n": n, "skipped": len(skipped),
           "skipped_by_kind": dict(sorted(kinds.items())), "per_type": _groups(records, "category"),
           "by_question_type": _groups(records, "question_type"),
-          "mean_latent_steps": sum(steps) / n if n else None}
+          "mean_latent_steps": sum(steps) / len(steps) if steps else None}
 
 
 def _pct(value) -> str:
@@ -53,15 +58,53 @@ def markdown(results: dict, title: str = "Evaluation") -> str:
   if len(kinds) > 1:  # e.g. VSI-Bench: multiple-choice accuracy next to numeric MRA
     lines += ["| question type | n | score (%) |", "|---|---:|---:|"]
     lines += [f"| {name} | {g['n']} | {_pct(g['accuracy'])} |" for name, g in kinds.items()] + [""]
+  lines += _official(results.get("official"))
   skipped = ", ".join(f"{k}: {v}" for k, v in results.get("skipped_by_kind", {}).items())
-  lines += [f"- skipped videos: {results['skipped']}" + (f" ({skipped})" if skipped else "")]
+  if "skipped" in results and "skipped_videos" in results:
+    lines += [f"- skipped videos: {results['skipped']}" + (f" ({skipped})" if skipped else "")]
   if results.get("bad_rows") is not None:
-    lines += [f"- malformed rows: {len(results['bad_rows'])}"]
-  lines += [(f"- seconds per answer: {_seconds(results.get('seconds_per_answer'))} "
-            f"(generation total {_seconds(results.get('generate_seconds'))} s, first call with compilation "
-            f"{_seconds(results.get('warmup_seconds'))} s, run total {_seconds(results.get('total_seconds'))} s)"),
-            f"- mean latent steps: {_number(results.get('mean_latent_steps'))}", ""]
-  return "\n".join(lines)
+    lines += [f"- rows skipped for bad data: {len(results['bad_rows'])}"]
+  if results.get("unanswered") is not None:
+    lines += [f"- questions without a prediction: {results['unanswered']}",
+              f"- predictions for no known question: {len(results.get('unknown_ids') or [])}",
+              f"- prediction lines skipped: {len(results.get('bad_predictions') or [])}"]
+  if "seconds_per_answer" in results:
+    lines += [(f"- seconds per answer: {_seconds(results.get('seconds_per_answer'))} "
+              f"(generation total {_seconds(results.get('generate_seconds'))} s, first call with compilation "
+              f"{_seconds(results.get('warmup_seconds'))} s, run total {_seconds(results.get('total_seconds'))} s)")]
+    if results.get("questions_per_second") is not None:
+      lines += [f"- questions per second: {results['questions_per_second']:.2f} (answered questions over the run "
+                f"total, compilation and video decoding included)"]
+  if results.get("mean_latent_steps") is not None or "seconds_per_answer" in results:
+    lines += [f"- mean latent steps: {_number(results.get('mean_latent_steps'))}"]
+  return "\n".join(lines + [""])
+
+
+def _official(official: dict | None) -> list[str]:
+  """The benchmark's own aggregate: its score, then one table per grouping."""
+  if not official:
+    return []
+  lines = [f"**Official aggregate** ({official['metric']}): **{_pct(official['score'])}** over {official['n']} "
+           "questions", ""]
+  for note in official.get("notes") or []:
+    lines += [f"- {note}"]
+  if official.get("notes"):
+    lines += [""]
+  for name, rows in official["tables"].items():
+    metric = any("metric" in g for g in rows.values())
+    lines += [f"| {name} | n | score (%) |" + (" metric |" if metric else ""),
+              "|---|---:|---:|" + ("---|" if metric else "")]
+    lines += [f"| {group} | {g['n']} | {_pct(g['score'])} |" + (f" {g.get('metric', '')} |" if metric else "")
+              for group, g in rows.items()] + [""]
+  return lines
+
+
+def warn_skipped(rows, data: str, stream=None) -> None:
+  """One warning line per skipped row (readers.SkippedRow): file, row, field and reason."""
+  for row in rows:
+    where = f"skipped row {row.line}" if row.line else "skipped file"
+    field = f", field '{row.field}'" if row.field else ""
+    print(f"warning: {row.file or data}: {where}{field}: {row.reason}", file=stream or sys.stderr)
 
 
 def write(results: dict, out_dir: str, name: str, title: str | None = None) -> tuple[str, str]:

@@ -125,7 +125,8 @@ def export_model(path: str, params, model_config: ModelConfig, config: Experimen
   from vlatent_jax.checkpoint import save_checkpoint
   host = jax.tree.map(np.asarray, jax.device_get(nnx.to_pure_dict(params)))
   meta = {"train": {"mode": config.latent.mode, "num_latents": config.latent.steps, "step": step,
-                    "curriculum": config.latent.curriculum, "max_new_tokens": config.data.max_answer_len}}
+                    "curriculum": config.latent.curriculum, "max_new_tokens": config.data.max_answer_len,
+                    "stop_early": config.latent.stop_early}}
   extra_files = {}
   spec_path = os.path.join(paths.train, "spec.json")
   if os.path.isfile(spec_path):

@@ -7,7 +7,8 @@ The vocabulary size and special-token ids come from the benchmark's tokenizer.
 
 Positions suit a small model on 56 px clips (2 x 2 merged tokens per frame, 8 temporal slices): with
 head_dim 32, mrope_section (4, 6, 6) and the usual rope_theta 1e6 the height / width axes turn by
-0.03-2e-6 rad per position and neighbouring quadrants look alike, so rope_theta is small; and
+0.03-2e-6 rad per position and neighbouring quadrants look alike (0.06-0.01 rad at theta 100), so
+rope_theta is 3 (width 0.5-0.36, height 0.76-0.54, time 1-0.81 rad per position); and
 tokens_per_second = fps / temporal_patch_size (8 / 2) gives every temporal slice its own temporal position
 (at 2.0, slices would share positions in pairs). Both, and the learning rates of the experiment's presets,
 were chosen on the validation split (docs/choices.md).
@@ -23,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
       vision=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=128,
                   fullatt_block_indexes=(1,), window_size=56, tokens_per_second=4.0, rms_norm_eps=0.1),
       llm=dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, mrope_section=(4, 6, 6), rope_theta=100.0, tie_word_embeddings=True),
+               num_key_value_heads=2, mrope_section=(4, 6, 6), rope_theta=3.0, tie_word_embeddings=True),
       tokens={},
       add_latent_tokens=True,
       dtype="float32",

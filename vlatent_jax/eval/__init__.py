@@ -1,6 +1,7 @@
 """Evaluation: benchmark readers, Video-R1-style scoring, the batched harness and result reports.
 
   readers.read(bench, path, limit=None) -> (questions, skipped)  released benchmark files -> Question
+  rows.iter_rows(path), rows.data_files(path, pattern)           file records, BadRow naming the field
   scoring.score(output, question_type, answer, options, match)   answer extraction, accuracy / MRA / rules
   official.aggregate(bench, records) -> dict                      each benchmark's own aggregate
   harness.evaluate(model, processor, questions, ...) -> dict      batched generation, per-type accuracy, timings

@@ -46,12 +46,17 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 # Shared with training manifests, so that eval answers normalise exactly as training targets do.
 from vlatent_jax.data import manifest
-from vlatent_jax.data.manifest import from_video_r1, iter_objects, make_row, parse_options, split_llava_question
+from vlatent_jax.data.manifest import from_video_r1, make_row, parse_options, split_llava_question
 from vlatent_jax.data.prompts import OPTION_LETTERS
+from vlatent_jax.eval.rows import BadRow, SkippedRow, iter_rows
+from vlatent_jax.eval.rows import data_files as _files
+from vlatent_jax.eval.rows import number as _number
+from vlatent_jax.eval.rows import string_list as _list
+from vlatent_jax.eval.rows import text as _text
 
 Window = tuple[float | None, float | None]
 
@@ -73,62 +78,7 @@ class Question:
   match: str = ""             # scoring rule beyond the question type: "yes_no", "open" (scoring.score)
 
 
-class BadRow(ValueError):
-  """Bad data in one row: the row is skipped and reported with `field`."""
-
-  def __init__(self, reason: str, field: str | None = None):
-    super().__init__(reason)
-    self.field = field
-
-
-class SkippedRow(NamedTuple):
-  line: int                   # 1-based line / element / row; 0 for a whole file
-  reason: str
-  video: str | None = None
-  file: str | None = None
-  field: str | None = None
-
-
 # ---------------------------------------------------------------------------- field access
-
-
-def _present(value) -> bool:
-  return value is not None and not (isinstance(value, str) and not value.strip())
-
-
-def _text(obj: dict, *keys: str, required: bool = True) -> str | None:
-  """The first of `keys` with a value, as stripped text (numbers allowed); BadRow naming the field otherwise."""
-  for key in keys:
-    value = obj.get(key)
-    if not _present(value):
-      continue
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-      raise BadRow(f"field '{key}' must be text, got {type(value).__name__}", key)
-    return str(value).strip()
-  if required:
-    raise BadRow(f"missing field '{keys[0]}'", keys[0])
-  return None
-
-
-def _number(obj: dict, key: str) -> float | None:
-  value = obj.get(key)
-  if value is None:
-    return None
-  if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise BadRow(f"field '{key}' must be a number of seconds, got {type(value).__name__}", key)
-  return float(value)
-
-
-def _list(obj: dict, key: str) -> list:
-  value = obj.get(key)
-  if value is None:
-    raise BadRow(f"missing field '{key}'", key)
-  if not isinstance(value, list):
-    raise BadRow(f"field '{key}' must be a list of strings, got {type(value).__name__}", key)
-  odd = next((v for v in value if isinstance(v, bool) or not isinstance(v, (str, int, float))), None)
-  if odd is not None:
-    raise BadRow(f"field '{key}' must be a list of strings, holds a {type(odd).__name__}", key)
-  return value
 
 
 _FIELD_IN_MESSAGE = re.compile(r"field '(\w+)'")
@@ -201,37 +151,6 @@ def _near(path: str, relative: str, *subdirs: str, any_extension: bool = False) 
 # ---------------------------------------------------------------------------- loading rows
 
 
-def _parquet_rows(path: str) -> Iterator[tuple[int, Any]]:
-  import pyarrow as pa
-  import pyarrow.parquet as pq
-
-  try:
-    table = pq.read_table(path)
-  except pa.ArrowException as e:  # an unreadable file stops the run, naming itself
-    raise ValueError(f"cannot read parquet file {path}: {e}") from e
-  yield from enumerate(table.to_pylist(), start=1)
-
-
-def iter_rows(path: str) -> Iterator[tuple[int, Any]]:
-  """(line, object or BadRow) per record of a .jsonl / .json (array, or {"data": [...]}) / .parquet file."""
-  if path.endswith(".parquet"):
-    yield from _parquet_rows(path)
-    return
-  with open(path, encoding="utf-8") as f:
-    head = f.read(4096).lstrip()
-  if head.startswith("{") and not path.endswith(".jsonl"):
-    try:  # one JSON object: HF-style {"data": [...]} or a nested layout handled by its reader
-      with open(path, encoding="utf-8") as f:
-        obj = json.load(f)
-      rows = obj.get("data") if isinstance(obj, dict) else None
-      yield from enumerate(rows if isinstance(rows, list) else [obj], start=1)
-      return
-    except json.JSONDecodeError:
-      pass  # JSON Lines with a .json name
-  for line, obj in iter_objects(path):
-    yield line, (BadRow(str(obj)) if isinstance(obj, ValueError) else obj)
-
-
 def _collect(file: str, rows: Iterator[tuple[int, Any]], convert: Callable[[dict, int], Question]):
   questions, skipped = [], []
   for line, obj in rows:
@@ -245,21 +164,6 @@ def _collect(file: str, rows: Iterator[tuple[int, Any]], convert: Callable[[dict
     except BadRow as e:
       skipped.append(SkippedRow(line, str(e), video if isinstance(video, str) else None, file, e.field))
   return questions, skipped
-
-
-def _files(path: str, pattern: str) -> list[str]:
-  """`path` itself, or the files under the folder `path` whose path below it matches `pattern` (sorted);
-  parquet files only where the folder holds parquet and JSON copies of the data."""
-  if os.path.isfile(path):
-    return [path]
-  if not os.path.isdir(path):
-    raise FileNotFoundError(f"benchmark data not found: {path}")
-  found = sorted(os.path.join(d, n) for d, _, names in os.walk(path) for n in names
-                 if re.search(pattern, os.path.relpath(os.path.join(d, n), path).replace(os.sep, "/")))
-  if not found:
-    raise FileNotFoundError(f"no files matching {pattern!r} under {path}")
-  parquet = [f for f in found if f.endswith(".parquet")]
-  return parquet or found
 
 
 def _read_files(files: list[str], convert: Callable[[str], Callable[[dict, int], Question]], rows=iter_rows):

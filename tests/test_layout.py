@@ -23,8 +23,8 @@ ROW3 = ["vlatent_jax.rollout", "vlatent_jax.targets", "vlatent_jax.losses", "vla
         "vlatent_jax.convert.hf", "vlatent_jax.convert.hf_config", "vlatent_jax.convert.keys"]
 ROW4 = ["vlatent_jax.inference", "vlatent_jax.decoding"]
 ROW5 = ([f"vlatent_jax.eval.{m}" for m in ("harness", "readers", "report", "scoring")] + ["vlatent_jax.predict"]
-        + [f"vlatent_jax.train.{m}" for m in ("batch", "checkpoints", "export", "loop", "observe", "optim", "setup",
-                                              "step")])
+        + [f"vlatent_jax.train.{m}" for m in ("batch", "checkpoints", "embedded_data", "export", "loop", "observe",
+                                              "optim", "setup", "step")])
 NOT_DATA = ("jax", "flax", "optax", "orbax", "transformers", "torch")
 TRAINER = ("optax", "grain", "orbax", "transformers", "torch")
 NOT_DATA_OR_HF = ("grain", "transformers", "torch")

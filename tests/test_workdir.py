@@ -7,7 +7,8 @@ import pytest
 
 from vlatent_jax.config import ConfigError, parse
 from vlatent_jax.train.checkpoints import TrainCheckpointer, resolve_path
-from vlatent_jax.train.loop import ensure_data
+from vlatent_jax.train.embedded_data import with_embedded_data
+from vlatent_jax.train.loop import data_paths
 
 
 def test_gs_workdir_stays_a_gs_path():
@@ -29,5 +30,10 @@ def test_relative_workdir_becomes_absolute(tmp_path, monkeypatch):
 
 
 def test_embedded_benchmark_under_a_gs_workdir_names_data_path():
-  with pytest.raises(ConfigError, match=r"data\.path"):
-    ensure_data(parse({}), resolve_path("gs://bucket/run"))
+  with pytest.raises(ConfigError, match=r"data\.path.*local disk"):
+    with_embedded_data(parse({}), "gs://bucket/run")
+
+
+def test_the_loop_takes_prepared_shards_only():
+  with pytest.raises(ConfigError, match=r"data\.path.*no prepared shards"):
+    data_paths(parse({}))

@@ -1,4 +1,8 @@
-"""Training CLI: `python -m vlatent_jax.train --config configs/X.py --workdir W [--config.key=value ...]`."""
+"""Training CLI: `python -m vlatent_jax.train --config configs/X.py --workdir W [--config.key=value ...]`.
+
+With no `data.path` the embedded benchmark is generated and prepared under `W/data` (process 0 writes,
+the others wait) and the run trains on its train / val shards.
+"""
 
 import sys
 
@@ -22,9 +26,10 @@ def main(argv):
     raise app.UsageError(str(e)) from None
   from vlatent_jax.distributed import initialize_from_env
   initialize_from_env()
+  from vlatent_jax.train.embedded_data import with_embedded_data
   from vlatent_jax.train.loop import NonFiniteLoss, train
   try:
-    train(config, _WORKDIR.value)
+    train(with_embedded_data(config, _WORKDIR.value), _WORKDIR.value)
   except ConfigError as e:
     raise app.UsageError(str(e)) from None
   except NonFiniteLoss as e:

@@ -57,10 +57,12 @@ def main(argv=None) -> str:
   p.add_argument("--best", action="store_true", help="the best checkpoint by checkpoint.best_metric")
   p.add_argument("--out", default=None, help="output directory (default: WORKDIR/model)")
   a = p.parse_args(argv)
-  from vlatent_jax.train.loop import ensure_data, export_model
+  from vlatent_jax.train.embedded_data import with_embedded_data
+  from vlatent_jax.train.loop import data_paths, export_model
   config, model_config, params, step = restore_params(a.workdir, a.step, a.best)
   out = a.out or os.path.join(a.workdir, "model")
-  export_model(out, params, model_config, config, ensure_data(config, a.workdir), step)
+  # A run of the CLI saved its resolved data.path; an empty one is the embedded benchmark under W/data.
+  export_model(out, params, model_config, config, data_paths(with_embedded_data(config, a.workdir)), step)
   print(f"exported step {step} of {a.workdir} to {out}")
   return out
 

@@ -2,12 +2,12 @@
 
     python -m vlatent_jax.train --config configs/tiny.py --workdir W [--config.key=value ...]
 
-Every config value is validated before any compute. With no `data.path` the embedded
-benchmark is generated and prepared under `W/data` (process 0; the others wait). The run
+Every config value is validated before any compute. The loop takes prepared shards (`data.path`,
+`data.val_path`); the CLI fills them with the embedded benchmark when they are empty. The run
 resumes from the latest checkpoint in `W/checkpoints`, data iterator included; SIGTERM
 (preemption) saves and exits 0, every process at the same step (`distributed.PreemptionWatch`); a
 non-finite loss stops the run naming the step and keeps the last good checkpoint. W may be a gs://
-URI (checkpoints and config.json go through etils.epath); the embedded benchmark then needs `data.path`.
+URI (checkpoints and config.json go through etils.epath).
 
 Metrics stay on the device until a log, eval, checkpoint or last step: no step waits for the host.
 """
@@ -26,7 +26,6 @@ from jax.experimental import multihost_utils
 from vlatent_jax import sharding
 from vlatent_jax.distributed import PreemptionWatch
 from vlatent_jax.config import ConfigError, ExperimentConfig, model_config as build_model_config
-from vlatent_jax.data import embedded
 from vlatent_jax.data.curriculum import TargetSchedule
 from vlatent_jax.models.config import ModelConfig
 from vlatent_jax.train import batch as model_batch
@@ -46,21 +45,14 @@ class DataPaths:
   tokenizer: str
 
 
-def ensure_data(config: ExperimentConfig, workdir) -> DataPaths:
-  """`data.path` / `data.val_path`, or the embedded benchmark generated and prepared under W/data."""
-  if config.data.path:
-    with open(os.path.join(config.data.path, "spec.json")) as f:
-      spec = json.load(f)
-    return DataPaths(config.data.path, config.data.val_path, spec["tokenizer"])
-  workdir = os.fspath(workdir)
-  if "://" in workdir:  # the benchmark is generated with local tools (video encoding, numpy files)
-    raise ConfigError(f"config key 'data.path': the embedded benchmark is generated on a local disk, not under "
-                      f"{workdir}; prepare shards locally and set data.path (and data.val_path)")
-  root = os.path.join(workdir, "data")
-  bench = embedded.ensure(root) if jax.process_index() == 0 else None  # process 0 writes, the others wait
-  multihost_utils.sync_global_devices("embedded benchmark ready")
-  bench = bench or embedded.ensure(root)
-  return DataPaths(bench.train, bench.val, bench.tokenizer)
+def data_paths(config: ExperimentConfig) -> DataPaths:
+  """`data.path` / `data.val_path` and the tokenizer their spec.json names."""
+  if not config.data.path:
+    raise ConfigError("config key 'data.path': no prepared shards (python -m vlatent_jax.train generates the "
+                      "embedded benchmark under the workdir when it is empty)")
+  with open(os.path.join(config.data.path, "spec.json")) as f:
+    spec = json.load(f)
+  return DataPaths(config.data.path, config.data.val_path, spec["tokenizer"])
 
 
 def common_shapes(batch: dict, model_config: ModelConfig) -> dict:
@@ -155,7 +147,7 @@ def train(config: ExperimentConfig, workdir) -> dict:
   is_main = jax.process_index() == 0
   workdir = resolve_path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  paths = ensure_data(config, workdir)
+  paths = data_paths(config)
   if config.train.eval_every_steps and not paths.val:
     raise ConfigError("config key 'data.val_path': train.eval_every_steps > 0 needs validation shards; "
                       "set data.val_path or train.eval_every_steps=0")

@@ -25,8 +25,7 @@ def with_embedded_data(config: ExperimentConfig, workdir: str) -> ExperimentConf
     raise ConfigError(f"config key 'data.path': the embedded benchmark is generated on a local disk, not under "
                       f"{workdir}; prepare shards locally and set data.path (and data.val_path)")
   root = os.path.join(os.path.abspath(workdir), "data")
-  if jax.process_index() == 0:
-    embedded.ensure(root)
+  bench = embedded.ensure(root) if jax.process_index() == 0 else None  # process 0 writes, the others wait
   multihost_utils.sync_global_devices("embedded benchmark ready")
-  bench = embedded.ensure(root)  # process 0 wrote it: every process now only reads it
+  bench = bench or embedded.ensure(root)  # the others only read what process 0 wrote
   return dataclasses.replace(config, data=dataclasses.replace(config.data, path=bench.train, val_path=bench.val))

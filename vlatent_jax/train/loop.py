@@ -227,8 +227,7 @@ def train(config: ExperimentConfig, workdir) -> dict:
           if evaluating:
             val_metrics = validate(eval_fn, state.params, paths.val, model_config, config, mesh)
             metrics.update(val_metrics)
-          for row_step, row in rows:
-            writer.write(row_step, row)
+          writer.write(rows)
         if checkpointer.save(done, state, data_iter, metrics={**metrics, **val_metrics}, force=last):
           saved = done
         if preempted:

@@ -34,13 +34,21 @@ class MetricsWriter:
       from tensorboardX import SummaryWriter
       self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
-  def write(self, step: int, metrics: dict[str, Any]) -> None:
-    """`step` is the number of steps completed (1-based); metrics are host scalars."""
-    if not self.enabled:
+  def write(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+    """Rows (step completed, 1-based; host scalars) fetched from the device together.
+
+    They share one clock reading, the time of the fetch: steps queued on the device have no host time of
+    their own, so each row's rate is its step count over the time at which its values reached the host.
+    """
+    if not self.enabled or not rows:
       return
+    elapsed = time.perf_counter() - self.t0
+    for step, metrics in rows:
+      self._write(step, metrics, elapsed)
+
+  def _write(self, step: int, metrics: dict[str, Any], elapsed: float) -> None:
     row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
     done = step - self.start_step
-    elapsed = time.perf_counter() - self.t0
     rate = done / elapsed if elapsed > 0 else 0.0
     row["steps_per_s"] = rate
     row["examples_per_s"] = rate * self.global_batch

@@ -37,8 +37,8 @@ class MetricsWriter:
   def write(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
     """Rows (step completed, 1-based; host scalars) fetched from the device together.
 
-    They share one clock reading, the time of the fetch: steps queued on the device have no host time of
-    their own, so each row's rate is its step count over the time at which its values reached the host.
+    They share one clock reading, taken here (after any validation the loop ran on the fetch): steps queued
+    on the device have no host time of their own, so each row's rate is its step count over that time.
     """
     if not self.enabled or not rows:
       return

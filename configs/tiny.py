@@ -10,8 +10,11 @@ head_dim 32, mrope_section (4, 6, 6) and the usual rope_theta 1e6 the height / w
 0.03-2e-6 rad per position and neighbouring quadrants look alike (0.06-0.01 rad at theta 100), so
 rope_theta is 3 (width 0.5-0.36, height 0.76-0.54, time 1-0.81 rad per position); and
 tokens_per_second = fps / temporal_patch_size (8 / 2) gives every temporal slice its own temporal position
-(at 2.0, slices would share positions in pairs). Both, and the learning rates of the experiment's presets,
-were chosen on the validation split (docs/choices.md).
+(at 2.0, slices would share positions in pairs). initializer_range (HF's name; random initialisation
+only) is about 1 / sqrt(width) instead of HF's 0.02, which suits 2-4k-wide layers: at width 128 it starts
+the q.k logits ~25x too small, and the question's control over what is read from the video (which object,
+which option letter) sat on a plateau for thousands of steps. All of these, and the learning rates of the
+experiment's presets, were chosen on the validation split (docs/choices.md).
 """
 
 import ml_collections
@@ -22,9 +25,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.model = dict(
       init_from="",
       vision=dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, out_hidden_size=128,
-                  fullatt_block_indexes=(1,), window_size=56, tokens_per_second=4.0, rms_norm_eps=0.1),
+                  fullatt_block_indexes=(1,), window_size=56, tokens_per_second=4.0, rms_norm_eps=0.1,
+                  initializer_range=0.1),
       llm=dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, mrope_section=(4, 6, 6), rope_theta=3.0, tie_word_embeddings=True),
+               num_key_value_heads=2, mrope_section=(4, 6, 6), rope_theta=3.0, tie_word_embeddings=True,
+               initializer_range=0.08),
       tokens={},
       add_latent_tokens=True,
       dtype="float32",

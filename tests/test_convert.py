@@ -360,6 +360,11 @@ def test_config_validation(base_dir):
   assert not config.llm.tie_word_embeddings
   untied = config_to_hf(config, {**cfg, "text_config": {**text, "tie_word_embeddings": True}})
   assert Qwen2_5_VLConfig(**untied).tie_word_embeddings is False
+  # HF's initializer_range (random initialisation only) is read from both sub-configs and written back.
+  ranged = config_from_hf({**cfg, "text_config": {**text, "initializer_range": 0.05},
+                           "vision_config": {**cfg["vision_config"], "initializer_range": 0.07}})
+  assert (ranged.llm.initializer_range, ranged.vision.initializer_range) == (0.05, 0.07)
+  assert config_from_hf(config_to_hf(ranged, cfg)) == ranged
 
 
 def test_tied_lm_head_in_file_and_dtype_flag(tmp_path):

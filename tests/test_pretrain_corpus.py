@@ -166,6 +166,10 @@ def test_descriptions_and_every_kind_of_question_agree_with_the_pixels():
       for text in texts[1:]:
         assert _from_pixels(text, video, labels=labels) == text.answer, (task, i, text)
         kinds[text.kind] += 1
+        if text.kind in pc.CHOICES:  # the same fact offered with shuffled options: the letter points at it
+          offered = pc.with_options(text, rng)
+          assert offered.question_type == "multiple choice" and len(set(offered.options)) == len(offered.options)
+          assert _from_pixels(offered, video, labels=labels) == offered.answer, (task, i, offered)
   assert set(kinds) == set(pc.KINDS)
 
 
@@ -275,6 +279,12 @@ def test_spec_and_records(built, bench):
   assert [r["meta"]["clip"] for r in first] == [k // per_clip for k in range(4)]
   assert first[0]["meta"]["task"] == "color_order"
   assert len({r["meta"]["kind"] for r in first[1:per_clip]}) == pc.QUESTIONS_PER_CLIP  # different kinds
+  metas = [records.decode(r)["meta"] for s in spec["shards"]
+           for r in grain.sources.ArrayRecordDataSource([str(out / s["path"])])]
+  closed = [m for m in metas if m["kind"] in pc.CHOICES]
+  offered = [m for m in closed if m["options"] is not None]
+  assert all(m["question_type"] == "multiple choice" and m["answer"] in "ABCD" for m in offered)
+  assert 0.3 < len(offered) / len(closed) < 0.7, (len(offered), len(closed))  # CHOICE_SHARE = 0.5
   for r in first:
     assert r["patches"].shape == (128, 1176) and r["video_grid_thw"].tolist() == [[8, 4, 4]]
     assert r["second_per_grid_ts"].tolist() == [0.25] and r["answer_ids"][-1] == pc.Tokens(
@@ -346,7 +356,12 @@ def test_held_out_perception_set_reads_as_a_benchmark(built):
   out, summary = built
   questions, errors = read("embedded", str(out / "perception_eval"))
   assert not errors and len(questions) == EVAL == summary["perception_eval"]["count"]
-  assert collections.Counter(q.category for q in questions) == {kind: EVAL // len(pc.KINDS) for kind in pc.KINDS}
+  rounds = EVAL // len(pc.KINDS)  # every second round offers the closed-vocabulary kinds with options
+  expected = {kind: rounds - (rounds // 2 if kind in pc.CHOICES else 0) for kind in pc.KINDS}
+  expected.update({f"{kind}_options": rounds // 2 for kind in pc.CHOICES})
+  assert collections.Counter(q.category for q in questions) == expected
+  assert all((q.options is not None) == q.category.endswith("_options") for q in questions
+             if q.category.split("_")[0] in pc.CHOICES)
   with open(out / "perception_eval" / "benchmark.json") as f:
     assert json.load(f)["video"]["read_with"] == {"fps": 8, "max_frames": 16}
   for q in questions:

@@ -87,14 +87,15 @@ def config_from_hf(hf_config: dict) -> ModelConfig:
       out_hidden_size=vision.out_hidden_size, fullatt_block_indexes=tuple(vision.fullatt_block_indexes),
       tokens_per_second=float(vision.tokens_per_second),
       rope_theta=float(vrope.get("rope_theta", VISION_ROPE_THETA)), hidden_act=vision.hidden_act,
-      rms_norm_eps=VISION_NORM_EPS)
+      rms_norm_eps=VISION_NORM_EPS, initializer_range=float(getattr(vision, "initializer_range", 0.02)))
   llm_cfg = LLMConfig(
       vocab_size=text.vocab_size, hidden_size=text.hidden_size, intermediate_size=text.intermediate_size,
       num_hidden_layers=text.num_hidden_layers, num_attention_heads=text.num_attention_heads,
       num_key_value_heads=text.num_key_value_heads, rope_theta=float(rope["rope_theta"]),
       mrope_section=tuple(rope["mrope_section"]), rms_norm_eps=float(text.rms_norm_eps),
       hidden_act=text.hidden_act, tie_word_embeddings=bool(hf.tie_word_embeddings),
-      max_position_embeddings=text.max_position_embeddings)
+      max_position_embeddings=text.max_position_embeddings,
+      initializer_range=float(getattr(text, "initializer_range", 0.02)))
 
   def token(name):  # top level wins (released layout), else text_config
     value = hf_config[name] if name in hf_config else getattr(text, name, None)
@@ -143,7 +144,8 @@ def config_to_hf(config: ModelConfig, base: dict | None = None, dtype: str | Non
       vocab_size=t.vocab_size, hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
       num_hidden_layers=t.num_hidden_layers, num_attention_heads=t.num_attention_heads,
       num_key_value_heads=t.num_key_value_heads, rms_norm_eps=t.rms_norm_eps, hidden_act=t.hidden_act,
-      max_position_embeddings=t.max_position_embeddings, use_sliding_window=False)
+      max_position_embeddings=t.max_position_embeddings, use_sliding_window=False,
+      initializer_range=t.initializer_range)
   tokens = dict(bos_token_id=config.bos_token_id, eos_token_id=eos, pad_token_id=config.pad_token_id)
   if flat:
     text = out
@@ -171,7 +173,7 @@ def config_to_hf(config: ModelConfig, base: dict | None = None, dtype: str | Non
       patch_size=v.patch_size, temporal_patch_size=v.temporal_patch_size,
       spatial_merge_size=v.spatial_merge_size, window_size=v.window_size, out_hidden_size=v.out_hidden_size,
       fullatt_block_indexes=list(v.fullatt_block_indexes), tokens_per_second=_int_if_whole(v.tokens_per_second),
-      hidden_act=v.hidden_act)
+      hidden_act=v.hidden_act, initializer_range=v.initializer_range)
   # Released configs spell it `in_chans`; keep that spelling rather than adding a second key.
   vis["in_chans" if "in_chans" in vis and "in_channels" not in vis else "in_channels"] = v.in_channels
   if isinstance(vis.get("rope_parameters"), dict):

@@ -21,8 +21,10 @@ of the six task renderers (round-robin), never any QA split's clip, each with
       shape      What shape is shown at frame 9?                    (free-form)                      -> circle
       direction  Which way does the green circle move?              the four DIRECTIONS in order     -> A
       frames     In which frames is the blue circle shown?          (free-form)                      -> 9-11
-  (A 2-layer model from scratch learns to read a fact off the video in ~100 steps, but not, within the
-  stage-1 budget, to match it against shuffled options: that is left to fine-tuning.)
+  A closed-vocabulary fact (colour, order, shape, digit) is asked CHOICE_SHARE of the time with the
+  answer among up to 3 other values, shuffled, and answered with its letter, as the benchmark's color_order
+  asks: matching a fact to shuffled options is a skill of its own, which fine-tuning alone (300 steps)
+  does not learn.
 
 Answers are balanced (option letters uniform, digits reweighted to uniform). Clip i
 draws from `np.random.default_rng((seed, crc32(b"pretrain"), i, attempt))`, a stream
@@ -69,6 +71,7 @@ DESCRIBE = "Describe the video."
 MC, NUM, FREE = "multiple choice", "numerical", "free-form"
 CHUNK = 64  # clips per h264 stream, and per worker task
 QUESTIONS_PER_CLIP = 2  # perception questions beside the description: each clip is decoded once, read thrice
+CHOICE_SHARE = 0.5  # of the closed-vocabulary facts asked again with shuffled options
 MAX_ATTEMPTS = 100
 PRETRAIN_STREAM, EVAL_STREAM = zlib.crc32(b"pretrain"), zlib.crc32(b"perception_eval")
 VIDEO_TOKEN, END_TOKEN = "<|video_pad|>", "<|im_end|>"
@@ -224,6 +227,20 @@ def _frames(task, events, rng) -> Text | None:
   return Text(f"In which frames is the {name} shown?", f"{e.first}-{e.last}", None, FREE, "frames")
 
 
+# Facts with a closed vocabulary, which a question may offer as shuffled options.
+CHOICES = {"colour": render.COLORS, "order": render.COLORS, "shape": render.SHAPES,
+           "digit": tuple(str(d) for d in range(10))}
+
+
+def with_options(text: Text, rng) -> Text:
+  """The same fact asked as multiple choice: the answer and up to 3 other values of its kind, shuffled, answered
+  with the answer's letter (as the benchmark's color_order asks)."""
+  others = [v for v in CHOICES[text.kind] if v != text.answer]
+  distractors = [others[int(i)] for i in rng.choice(len(others), size=min(3, len(others)), replace=False)]
+  options, letter = synthetic.mc_options(rng, text.answer, distractors)
+  return text._replace(answer=letter, options=options, question_type=MC)
+
+
 PERCEIVE = {"colour": _colour, "order": _order, "quadrant": _quadrant, "digit": _digit, "shape": _shape,
             "direction": _direction, "frames": _frames}
 
@@ -232,18 +249,25 @@ def description(task: str, events: list[Event]) -> Text:
   return Text(DESCRIBE, describe(task, events), None, FREE, "describe")
 
 
-def perception(task: str, events: list[Event], rng, kind: str | None = None, skip: tuple = ()) -> Text | None:
+def perception(task: str, events: list[Event], rng, kind: str | None = None, skip: tuple = (),
+               options_share: float = 0.0) -> Text | None:
   """One perception question of `kind`, or (None) of a random kind this clip can answer (not in `skip`): kinds
-  few tasks can answer (digit, direction) are drawn more often, so that every kind gets a similar share."""
+  few tasks can answer (digit, direction) are drawn more often, so that every kind gets a similar share. A
+  closed-vocabulary fact is offered with shuffled options with probability `options_share`."""
   if kind is not None:
-    return PERCEIVE[kind](task, events, rng)
-  kinds = [k for k in KINDS if task in KIND_TASKS[k] and k not in skip] or [k for k in KINDS if k not in skip]
-  weights = np.array([_KIND_WEIGHTS[k] for k in kinds])
-  for i in rng.choice(len(kinds), size=len(kinds), replace=False, p=weights / weights.sum()):
-    text = PERCEIVE[kinds[int(i)]](task, events, rng)
-    if text is not None:
-      return text
-  raise ValueError(f"no perception question fits this {task} clip: {events}")
+    text = PERCEIVE[kind](task, events, rng)
+  else:
+    kinds = [k for k in KINDS if task in KIND_TASKS[k] and k not in skip] or [k for k in KINDS if k not in skip]
+    weights = np.array([_KIND_WEIGHTS[k] for k in kinds])
+    for i in rng.choice(len(kinds), size=len(kinds), replace=False, p=weights / weights.sum()):
+      text = PERCEIVE[kinds[int(i)]](task, events, rng)
+      if text is not None:
+        break
+    else:
+      raise ValueError(f"no perception question fits this {task} clip: {events}")
+  if text is not None and text.kind in CHOICES and options_share and rng.random() < options_share:
+    return with_options(text, rng)
+  return text
 
 
 def all_questions(task: str, events: list[Event], rng) -> list[Text]:
@@ -333,7 +357,7 @@ def _chunk(job: tuple) -> list[dict]:
     taken.add(digest)
     texts = [description(task, events)]
     for _ in range(QUESTIONS_PER_CLIP):  # of different kinds
-      texts.append(perception(task, events, rng, skip=tuple(t.kind for t in texts)))
+      texts.append(perception(task, events, rng, skip=tuple(t.kind for t in texts), options_share=CHOICE_SHARE))
     clips.append({"index": i, "task": task, "digest": digest, "video": clip, "texts": texts})
   decoded = video.h264_round_trip(np.concatenate([c.pop("video") for c in clips]), w["fps"], gop=frames)
   for c, clip in zip(clips, decoded.reshape(len(clips), frames, *decoded.shape[1:])):
@@ -455,16 +479,18 @@ def build_corpus(out_dir: str, tokenizer_dir: str, *, clips: int, seed: int, exc
 def build_perception_eval(out_dir: str, tokenizer_dir: str | None = None, *, count: int, seed: int, exclude=(),
                           frames: int = 16, size: int = 56, fps: int = 8) -> dict:
   """A held-out perception set in the embedded benchmark's layout (test.jsonl, videos/, benchmark.json,
-  video_digests.txt; the tokenizer copied in when given): kinds in turn, `task` = the kind."""
+  video_digests.txt; the tokenizer copied in when given): kinds in turn, `task` = the kind; every second round
+  asks the closed-vocabulary kinds with shuffled options instead, as task `<kind>_options`."""
   os.makedirs(os.path.join(out_dir, "videos"), exist_ok=True)
   rows, digests, exclude = [], set(), frozenset(exclude)
   for i in range(count):
     kind = KINDS[i % len(KINDS)]
     task = KIND_TASKS[kind][(i // len(KINDS)) % len(KIND_TASKS[kind])]
+    offered = kind in CHOICES and (i // len(KINDS)) % 2 == 1
     taken = set(digests)
     for _ in range(MAX_ATTEMPTS):  # a clip that cannot answer the kind (a rejected digit) is redrawn too
       clip, events, rng, digest = draw_clip(task, (seed, EVAL_STREAM, i), frames, size, (exclude, taken))
-      text = perception(task, events, rng, kind)
+      text = perception(task, events, rng, kind, options_share=float(offered))
       if text is not None:
         break
       taken.add(digest)
@@ -475,7 +501,7 @@ def build_perception_eval(out_dir: str, tokenizer_dir: str | None = None, *, cou
     row = {"id": ex_id, "video": f"videos/{ex_id}.mp4", "question": text.question, "answer": text.answer}
     if text.options is not None:
       row["options"] = text.options
-    rows.append({**row, "question_type": text.question_type, "task": kind})
+    rows.append({**row, "question_type": text.question_type, "task": f"{kind}_options" if offered else kind})
     video.write_mp4(clip, os.path.join(out_dir, row["video"]), fps)
   with open(os.path.join(out_dir, "test.jsonl"), "w") as f:
     f.writelines(json.dumps(row) + "\n" for row in rows)
@@ -488,7 +514,8 @@ def build_perception_eval(out_dir: str, tokenizer_dir: str | None = None, *, cou
                      "read_with": {"fps": fps, "max_frames": frames}},
            "splits": {"test": {"count": len(rows), "file": "test.jsonl",
                                "tasks": dict(collections.Counter(r["task"] for r in rows))}},
-           "tasks": {kind: {"from": list(KIND_TASKS[kind])} for kind in KINDS},
+           "tasks": {**{kind: {"from": list(KIND_TASKS[kind])} for kind in KINDS},
+                     **{f"{kind}_options": {"from": list(KIND_TASKS[kind])} for kind in CHOICES}},
            "tokenizer": "tokenizer" if tokenizer_dir is not None else None}
   with open(os.path.join(out_dir, "benchmark.json"), "w") as f:
     json.dump(bench, f, indent=2)

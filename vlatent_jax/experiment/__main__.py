@@ -105,7 +105,7 @@ def stage1(root: str, preset, bench: dict, cache_dir: str) -> dict:
   out = os.path.join(root, "pretrained")
   config_text = open(preset.config_path).read()
   fingerprint = _hash(config_text, preset.stage1, preset.corpus_clips, preset.perception_count,
-                      bench["fingerprint"], "stage1-v1")
+                      bench["fingerprint"], "stage1-v2")
   done = os.path.join(out, "stage1.json")
   if os.path.isfile(done) and _read(done).get("fingerprint") == fingerprint:
     return _read(done)

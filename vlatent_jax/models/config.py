@@ -39,6 +39,7 @@ class VisionConfig:
   rope_theta: float = 10000.0
   hidden_act: str = "silu"
   rms_norm_eps: float = 1e-6
+  initializer_range: float = 0.02  # std of the random initialisation only; converted weights ignore it
 
   def __post_init__(self):
     object.__setattr__(self, "fullatt_block_indexes", tuple(self.fullatt_block_indexes))
@@ -55,6 +56,7 @@ class VisionConfig:
     require(all(0 <= i < self.depth for i in self.fullatt_block_indexes), "vision.fullatt_block_indexes",
              f"{self.fullatt_block_indexes} must index blocks in [0, {self.depth})")
     require(self.hidden_act in ACTIVATIONS, "vision.hidden_act", f"unsupported {self.hidden_act!r}")
+    require(self.initializer_range > 0, "vision.initializer_range", f"must be > 0, got {self.initializer_range!r}")
 
   @property
   def head_dim(self) -> int:
@@ -93,6 +95,7 @@ class LLMConfig:
   hidden_act: str = "silu"
   tie_word_embeddings: bool = True
   max_position_embeddings: int = 128000
+  initializer_range: float = 0.02  # std of the random initialisation (latent module included) only
 
   def __post_init__(self):
     object.__setattr__(self, "mrope_section", tuple(self.mrope_section))
@@ -107,6 +110,7 @@ class LLMConfig:
     require(len(self.mrope_section) == 3 and sum(self.mrope_section) * 2 == self.head_dim,
              "llm.mrope_section", f"{self.mrope_section} must have 3 parts summing to head_dim/2={self.head_dim // 2}")
     require(self.hidden_act in ACTIVATIONS, "llm.hidden_act", f"unsupported {self.hidden_act!r}")
+    require(self.initializer_range > 0, "llm.initializer_range", f"must be > 0, got {self.initializer_range!r}")
 
   @property
   def head_dim(self) -> int:

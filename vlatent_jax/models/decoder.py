@@ -52,10 +52,11 @@ class Attention(nnx.Module):
 
   def __init__(self, rngs, config: LLMConfig, dtype, param_dtype, attention_impl: str = "einsum"):
     d, h = config.hidden_size, config.head_dim
-    self.q_proj = linear(rngs, d, config.num_attention_heads * h, bias=True, dtype=dtype, param_dtype=param_dtype)
-    self.k_proj = linear(rngs, d, config.num_key_value_heads * h, bias=True, dtype=dtype, param_dtype=param_dtype)
-    self.v_proj = linear(rngs, d, config.num_key_value_heads * h, bias=True, dtype=dtype, param_dtype=param_dtype)
-    self.o_proj = linear(rngs, config.num_attention_heads * h, d, bias=False, dtype=dtype, param_dtype=param_dtype)
+    kw = dict(init_std=config.initializer_range, dtype=dtype, param_dtype=param_dtype)
+    self.q_proj = linear(rngs, d, config.num_attention_heads * h, bias=True, **kw)
+    self.k_proj = linear(rngs, d, config.num_key_value_heads * h, bias=True, **kw)
+    self.v_proj = linear(rngs, d, config.num_key_value_heads * h, bias=True, **kw)
+    self.o_proj = linear(rngs, config.num_attention_heads * h, d, bias=False, **kw)
     self.head_dim = h
     self.attention_impl = attention_impl
 
@@ -83,7 +84,7 @@ class DecoderLayer(nnx.Module):
     self.self_attn = Attention(rngs, config, dtype, param_dtype, attention_impl)
     self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
     self.mlp = GatedMLP(rngs, config.hidden_size, config.intermediate_size, act=config.hidden_act,
-                        bias=False, dtype=dtype, param_dtype=param_dtype)
+                        bias=False, init_std=config.initializer_range, dtype=dtype, param_dtype=param_dtype)
 
   def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None, return_weights=False):
     h, kv, weights = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index, return_weights)
@@ -99,14 +100,14 @@ class LanguageModel(nnx.Module):
     self.dtype = dtype
     self.execution = execution
     self.embed_tokens = nnx.Embed(config.vocab_size, config.hidden_size, dtype=dtype, param_dtype=param_dtype,
-                                  embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
+                                  embedding_init=nnx.initializers.normal(config.initializer_range), rngs=rngs)
     make = lambda: DecoderLayer(rngs, config, dtype, param_dtype, execution.attention)
     n = config.num_hidden_layers
     self.layers = stacked(make, n) if execution.scan_layers else nnx.List([make() for _ in range(n)])
     self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
     self.lm_head = (None if config.tie_word_embeddings else
-                    linear(rngs, config.hidden_size, config.vocab_size, bias=False, dtype=dtype,
-                           param_dtype=param_dtype))
+                    linear(rngs, config.hidden_size, config.vocab_size, bias=False,
+                           init_std=config.initializer_range, dtype=dtype, param_dtype=param_dtype))
 
   def embed(self, input_ids: jax.Array) -> jax.Array:
     return constrain(self.embed_tokens(input_ids), ("batch", "length", "embed"))

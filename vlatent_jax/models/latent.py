@@ -25,20 +25,21 @@ if TYPE_CHECKING:  # annotations only: vlm.py imports this module
 
 class LatentInjection(nnx.Module):
 
-  def __init__(self, config: LatentModuleConfig, hidden_size: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
-               param_dtype=jnp.float32):
+  def __init__(self, config: LatentModuleConfig, hidden_size: int, *, rngs: nnx.Rngs, init_std: float,
+               dtype=jnp.float32, param_dtype=jnp.float32):
     d = hidden_size
+    kw = dict(init_std=init_std, dtype=dtype, param_dtype=param_dtype)
     self.num_heads = config.num_heads
     self.norm_q = RMSNorm(d, eps=config.rms_norm_eps, param_dtype=param_dtype)
     self.norm_kv = RMSNorm(d, eps=config.rms_norm_eps, param_dtype=param_dtype)
-    self.q_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
-    self.k_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
-    self.v_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
-    self.o_proj = linear(rngs, d, d, bias=False, dtype=dtype, param_dtype=param_dtype)
+    self.q_proj = linear(rngs, d, d, bias=False, **kw)
+    self.k_proj = linear(rngs, d, d, bias=False, **kw)
+    self.v_proj = linear(rngs, d, d, bias=False, **kw)
+    self.o_proj = linear(rngs, d, d, bias=False, **kw)
     self.gate = nnx.Param(jnp.zeros((1,), param_dtype))  # shape [1]: safetensors-friendly scalar
     self.out_proj = nnx.Linear(d, d, use_bias=True, dtype=dtype, param_dtype=param_dtype,
                                kernel_init=lambda key, shape, dt: jnp.eye(shape[0], shape[1], dtype=dt), rngs=rngs)
-    self.align_proj = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
+    self.align_proj = linear(rngs, d, d, bias=True, **kw)
 
   def video_memory(self, video: jax.Array, video_mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Keys and values of the video tokens, computed once per rollout rather than once per latent step.

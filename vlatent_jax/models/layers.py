@@ -25,9 +25,10 @@ ACT_FNS = {
 MASK_VALUE = -1e30
 
 
-def linear(rngs: nnx.Rngs, d_in: int, d_out: int, *, bias: bool, dtype, param_dtype) -> nnx.Linear:
+def linear(rngs: nnx.Rngs, d_in: int, d_out: int, *, bias: bool, init_std: float, dtype, param_dtype) -> nnx.Linear:
+  """Kernel ~ normal(init_std) (HF's `initializer_range`), bias zero."""
   return nnx.Linear(d_in, d_out, use_bias=bias, dtype=dtype, param_dtype=param_dtype,
-                    kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
+                    kernel_init=nnx.initializers.normal(init_std), rngs=rngs)
 
 
 class RMSNorm(nnx.Module):
@@ -46,10 +47,11 @@ class RMSNorm(nnx.Module):
 class GatedMLP(nnx.Module):
   """down(act(gate(x)) * up(x)); the vision tower uses biases, the decoder does not."""
 
-  def __init__(self, rngs, d_model, d_ff, *, act: str, bias: bool, dtype, param_dtype):
-    self.gate_proj = linear(rngs, d_model, d_ff, bias=bias, dtype=dtype, param_dtype=param_dtype)
-    self.up_proj = linear(rngs, d_model, d_ff, bias=bias, dtype=dtype, param_dtype=param_dtype)
-    self.down_proj = linear(rngs, d_ff, d_model, bias=bias, dtype=dtype, param_dtype=param_dtype)
+  def __init__(self, rngs, d_model, d_ff, *, act: str, bias: bool, init_std: float, dtype, param_dtype):
+    kw = dict(bias=bias, init_std=init_std, dtype=dtype, param_dtype=param_dtype)
+    self.gate_proj = linear(rngs, d_model, d_ff, **kw)
+    self.up_proj = linear(rngs, d_model, d_ff, **kw)
+    self.down_proj = linear(rngs, d_ff, d_model, **kw)
     self.act = act
 
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -169,8 +169,9 @@ class VisionAttention(nnx.Module):
 
   def __init__(self, rngs, config: VisionConfig, dtype, param_dtype, attention_impl: str = "einsum"):
     d = config.hidden_size
-    self.qkv = linear(rngs, d, 3 * d, bias=True, dtype=dtype, param_dtype=param_dtype)
-    self.proj = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
+    kw = dict(bias=True, init_std=config.initializer_range, dtype=dtype, param_dtype=param_dtype)
+    self.qkv = linear(rngs, d, 3 * d, **kw)
+    self.proj = linear(rngs, d, d, **kw)
     self.num_heads = config.num_heads
     self.attention_impl = attention_impl
 
@@ -197,7 +198,7 @@ class VisionBlock(nnx.Module):
     self.norm2 = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
     self.attn = VisionAttention(rngs, config, dtype, param_dtype, attention_impl)
     self.mlp = GatedMLP(rngs, config.hidden_size, config.intermediate_size, act=config.hidden_act,
-                        bias=True, dtype=dtype, param_dtype=param_dtype)
+                        bias=True, init_std=config.initializer_range, dtype=dtype, param_dtype=param_dtype)
 
   def __call__(self, x, cos, sin, valid, window: int):
     x = x + self.attn(self.norm1(x), cos, sin, valid, window)
@@ -210,8 +211,9 @@ class PatchMerger(nnx.Module):
   def __init__(self, rngs, config: VisionConfig, dtype, param_dtype):
     d = config.hidden_size * config.merge_unit
     self.ln_q = RMSNorm(config.hidden_size, eps=config.rms_norm_eps, param_dtype=param_dtype)
-    self.mlp_in = linear(rngs, d, d, bias=True, dtype=dtype, param_dtype=param_dtype)
-    self.mlp_out = linear(rngs, d, config.out_hidden_size, bias=True, dtype=dtype, param_dtype=param_dtype)
+    kw = dict(bias=True, init_std=config.initializer_range, dtype=dtype, param_dtype=param_dtype)
+    self.mlp_in = linear(rngs, d, d, **kw)
+    self.mlp_out = linear(rngs, d, config.out_hidden_size, **kw)
     self.merge_unit = config.merge_unit
 
   def __call__(self, x):
@@ -224,8 +226,8 @@ class PatchEmbed(nnx.Module):
   """Conv3d with stride == kernel is a linear map of each flattened (C, T, P, P) patch."""
 
   def __init__(self, rngs, config: VisionConfig, dtype, param_dtype):
-    self.proj = linear(rngs, config.patch_dim, config.hidden_size, bias=False, dtype=dtype,
-                       param_dtype=param_dtype)
+    self.proj = linear(rngs, config.patch_dim, config.hidden_size, bias=False,
+                       init_std=config.initializer_range, dtype=dtype, param_dtype=param_dtype)
 
   def __call__(self, patches):
     return self.proj(patches)

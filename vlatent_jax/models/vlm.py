@@ -26,8 +26,8 @@ class VideoLM(nnx.Module):
                                     execution=execution)
     self.llm = LanguageModel(config.llm, rngs=rngs, dtype=dtype, param_dtype=param_dtype, execution=execution)
     self.latent = (None if config.latent is None else
-                   LatentInjection(config.latent, config.llm.hidden_size, rngs=rngs, dtype=dtype,
-                                   param_dtype=param_dtype))
+                   LatentInjection(config.latent, config.llm.hidden_size, rngs=rngs,
+                                   init_std=config.llm.initializer_range, dtype=dtype, param_dtype=param_dtype))
 
   def embed_inputs(self, input_ids: jax.Array, vision_inputs: VisionInputs | None,
                    feature_index: jax.Array | None) -> jax.Array:

@@ -87,7 +87,7 @@ def config_from_hf(hf_config: dict) -> ModelConfig:
       out_hidden_size=vision.out_hidden_size, fullatt_block_indexes=tuple(vision.fullatt_block_indexes),
       tokens_per_second=float(vision.tokens_per_second),
       rope_theta=float(vrope.get("rope_theta", VISION_ROPE_THETA)), hidden_act=vision.hidden_act,
-      rms_norm_eps=VISION_NORM_EPS, initializer_range=float(getattr(vision, "initializer_range", 0.02)))
+      rms_norm_eps=VISION_NORM_EPS, initializer_range=float(getattr(vision, "initializer_range", VisionConfig.initializer_range)))
   llm_cfg = LLMConfig(
       vocab_size=text.vocab_size, hidden_size=text.hidden_size, intermediate_size=text.intermediate_size,
       num_hidden_layers=text.num_hidden_layers, num_attention_heads=text.num_attention_heads,
@@ -95,7 +95,7 @@ def config_from_hf(hf_config: dict) -> ModelConfig:
       mrope_section=tuple(rope["mrope_section"]), rms_norm_eps=float(text.rms_norm_eps),
       hidden_act=text.hidden_act, tie_word_embeddings=bool(hf.tie_word_embeddings),
       max_position_embeddings=text.max_position_embeddings,
-      initializer_range=float(getattr(text, "initializer_range", 0.02)))
+      initializer_range=float(getattr(text, "initializer_range", LLMConfig.initializer_range)))
 
   def token(name):  # top level wins (released layout), else text_config
     value = hf_config[name] if name in hf_config else getattr(text, name, None)

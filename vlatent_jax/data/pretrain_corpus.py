@@ -229,7 +229,7 @@ def _frames(task, events, rng) -> Text | None:
 
 # Facts with a closed vocabulary, which a question may offer as shuffled options.
 CHOICES = {"colour": render.COLORS, "order": render.COLORS, "shape": render.SHAPES,
-           "digit": tuple(str(d) for d in range(10))}
+           "digit": tuple(str(d) for d in render.GLYPHS)}
 
 
 def with_options(text: Text, rng) -> Text:

@@ -18,6 +18,7 @@ from tiny_models import CONFIG, tiny_model
 from vlatent_jax import sharding
 from vlatent_jax.config import ConfigError, parse
 from vlatent_jax.models.config import ExecutionConfig
+from vlatent_jax.models.decoder import KVCache, causal_mask, text_positions
 from vlatent_jax.models.stacking import stack_layers, unstack_layers
 from vlatent_jax.models.vlm import VideoLM
 from vlatent_jax.rollout import self_forcing_rollout
@@ -94,3 +95,28 @@ def test_stacked_parameters_get_a_replicated_layer_axis():
 def test_bad_execution_options_fail_naming_the_key(key, value):
   with pytest.raises(ConfigError, match=f"model.{key}"):
     parse({"model": {key: value}})
+
+
+@pytest.mark.parametrize("scan", [False, True], ids=["loop", "scan"])
+def test_a_read_only_prefix_cache_computes_what_one_full_cache_computes(scan):
+  """The latent steps read the prompt's keys as a `prefix` and write only their own slots: hidden states,
+  the written keys and the attention weights over [prefix, own slots] equal one cache holding both."""
+  llm = _model(ExecutionConfig(scan_layers=scan)).llm
+  cfg, b, p, t = llm.config, 2, 7, 3
+  embeds = jax.random.normal(jax.random.key(0), (b, p + t, cfg.hidden_size))
+  positions = text_positions(jnp.zeros((b,), jnp.int32), p + t)
+  key_valid = jnp.ones((b, p + t), bool).at[0, 1].set(False)  # a padded prompt key
+  with jax.default_matmul_precision("highest"):
+    _, prompt = llm(embeds[:, :p], positions[..., :p], causal_mask(key_valid[:, :p], 0, p),
+                    KVCache.empty(cfg, b, p, jnp.float32), 0)
+    full = KVCache(*(jnp.concatenate([c, jnp.zeros((cfg.num_hidden_layers, b, t) + c.shape[3:])], axis=2)
+                     for c in prompt))
+    mask = causal_mask(key_valid, p, t)
+    want, want_cache, want_w = llm(embeds[:, p:], positions[..., p:], mask, full, p, return_weights=True)
+    got, got_cache, got_w = llm(embeds[:, p:], positions[..., p:], mask, KVCache.empty(cfg, b, t, jnp.float32), 0,
+                                return_weights=True, prefix=prompt)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(got_w, want_w, rtol=1e-5, atol=1e-7)
+  assert got_w.shape[-1] == p + t
+  for g, w in zip(got_cache, want_cache):
+    np.testing.assert_allclose(g, w[:, :, p:], rtol=1e-5, atol=1e-6)

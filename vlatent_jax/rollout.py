@@ -58,25 +58,25 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
   active = jnp.ones((b, k_steps), bool) if active is None else active.astype(bool)
   key_valid = jnp.ones((b, max_len), bool).at[:, :p].set(batch["attention_mask"]).at[:, p:p + k_steps].set(active)
   offsets = jnp.cumsum(active, axis=1) - active  # latent k's position offset: active slots before it
-  cache = KVCache.empty(llm.config, b, max_len, llm.dtype)
 
   embeds = module.embed_inputs(ids, batch.get("vision"), batch.get("feature_index"))
   feature_index = batch.get("feature_index")
   video_mask = jnp.zeros((b, p), bool) if feature_index is None else feature_index >= 0
   video_keys = jnp.zeros((b, max_len), jnp.float32).at[:, :p].set(video_mask)
-  prefill = llm(embeds, batch["position_ids"], causal_mask(key_valid, 0, p), cache, 0,
-                return_weights=attention_to_video)
-  hidden, cache = prefill[:2]
+  prefill = llm(embeds, batch["position_ids"], causal_mask(key_valid[:, :p], 0, p),
+                KVCache.empty(llm.config, b, p, llm.dtype), 0, return_weights=attention_to_video)
+  hidden, prompt_cache = prefill[:2]
   h = hidden[:, -1]
   memory = video_memory(module, embeds, video_mask, use_lim)
 
+  # The latent steps read the prompt's cache as a loop constant and carry only their own K slots: a carried
+  # full cache would be kept once per step for the backward pass.
   def step(carry, xs):
     h, cache = carry
     k, on, offset = xs
     z = inject(module, h, memory)
-    index = p + k
     out, cache = llm(z[:, None], text_positions(batch["next_position"] + offset, 1),
-                     causal_mask(key_valid, index, 1), cache, index)
+                     causal_mask(key_valid[:, :p + k_steps], p + k, 1), cache, k, prefix=prompt_cache)
     return (jnp.where(on[:, None], out[:, 0], h), cache), z
 
   step = remat(step, module.execution.remat, prevent_cse=False)
@@ -85,13 +85,13 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
     return jax.lax.scan(step, carry, (jnp.arange(lo, hi), active[:, lo:hi].T, offsets[:, lo:hi].T))
 
   m = k_steps if grad_steps is None else min(grad_steps, k_steps)
+  cache = KVCache.empty(llm.config, b, k_steps, llm.dtype)
   latents = []
   if k_steps - m > 0:
     (h, cache), early = scan((h, cache), 0, k_steps - m)
     # Cut the early steps out of the backward pass: their outputs and the cache slots they wrote.
     h, early = jax.lax.stop_gradient(h), jax.lax.stop_gradient(early)
-    region = (jnp.arange(max_len) >= p) & (jnp.arange(max_len) < p + k_steps - m)
-    region = region[None, None, :, None, None]  # [L, B, S, K, H]
+    region = (jnp.arange(k_steps) < k_steps - m)[None, None, :, None, None]  # [L, B, K, kv heads, H]
     cache = jax.tree.map(lambda c: jnp.where(region, jax.lax.stop_gradient(c), c), cache)
     latents.append(early)
   if m > 0:
@@ -100,14 +100,17 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
   latents = (jnp.concatenate(latents, axis=0) if latents
              else jnp.zeros((0, b, hidden.shape[-1]), hidden.dtype))
 
-  # Teacher-forced answer against the cache; h (h_K, or the prompt's last state) predicts targets[0].
+  # Teacher-forced answer against the prompt's and the latents' keys; h (h_K, or the prompt's last state)
+  # predicts targets[0].
+  before = jax.tree.map(lambda x, y: jnp.concatenate([x, y], axis=2), prompt_cache, cache)
   answer_start = batch["next_position"] + jnp.sum(active, axis=1)
   answer = llm(llm.embed(targets[:, :-1]), text_positions(answer_start, a - 1),
-               causal_mask(key_valid, p + k_steps, a - 1), cache, p + k_steps, return_weights=attention_to_video)
+               causal_mask(key_valid, p + k_steps, a - 1), KVCache.empty(llm.config, b, a - 1, llm.dtype), 0,
+               return_weights=attention_to_video, prefix=before)
   answer_hidden = answer[0]
   logits = llm.logits(jnp.concatenate([h[:, None].astype(answer_hidden.dtype), answer_hidden], axis=1))
   attention = None
   if attention_to_video:  # targets[0] is predicted by the prompt's last query (for K > 0: <|latent_end|>, unused)
-    attention = jnp.concatenate([_video_mass(prefill[2][:, :, :, -1:], video_keys),
+    attention = jnp.concatenate([_video_mass(prefill[2][:, :, :, -1:], video_keys[:, :p]),
                                  _video_mass(answer[2], video_keys)], axis=1)
   return RolloutOutput(logits, jnp.swapaxes(latents, 0, 1), embeds, attention)

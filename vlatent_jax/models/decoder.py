@@ -60,7 +60,7 @@ class Attention(nnx.Module):
     self.head_dim = h
     self.attention_impl = attention_impl
 
-  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None, return_weights=False):
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None, return_weights=False, prefix_kv=None):
     b, t, _ = x.shape
     q = self.q_proj(x).reshape(b, t, -1, self.head_dim)
     k = self.k_proj(x).reshape(b, t, -1, self.head_dim)
@@ -72,7 +72,8 @@ class Attention(nnx.Module):
       ck, cv = cache_kv
       k = jax.lax.dynamic_update_slice_in_dim(ck, k.astype(ck.dtype), cache_index, axis=1)
       v = jax.lax.dynamic_update_slice_in_dim(cv, v.astype(cv.dtype), cache_index, axis=1)
-    out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, return_weights, self.attention_impl)
+    prefix = None if prefix_kv is None else tuple(a.astype(q.dtype) for a in prefix_kv)
+    out = attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, return_weights, self.attention_impl, prefix)
     out, weights = out if return_weights else (out, None)
     return self.o_proj(out.reshape(b, t, -1)), (k, v), weights
 
@@ -86,8 +87,9 @@ class DecoderLayer(nnx.Module):
     self.mlp = GatedMLP(rngs, config.hidden_size, config.intermediate_size, act=config.hidden_act,
                         bias=False, init_std=config.initializer_range, dtype=dtype, param_dtype=param_dtype)
 
-  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None, return_weights=False):
-    h, kv, weights = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index, return_weights)
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None, return_weights=False, prefix_kv=None):
+    h, kv, weights = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index, return_weights,
+                                    prefix_kv)
     x = x + h
     return x + self.mlp(self.post_attention_layernorm(x)), kv, weights
 
@@ -113,13 +115,14 @@ class LanguageModel(nnx.Module):
     return constrain(self.embed_tokens(input_ids), ("batch", "length", "embed"))
 
   def __call__(self, embeds, position_ids, mask, cache: KVCache | None = None, cache_index=None,
-               return_weights: bool | str = False):
+               return_weights: bool | str = False, prefix: KVCache | None = None):
     """embeds [B,T,D], position_ids [3,B,T], mask [B,T,S] -> final-norm hidden [B,T,D], cache
     (+ with `return_weights`, attention probabilities [L,B,N,T,S], float32: of every layer, or with
     "last" of the last layer only, [1,B,N,T,S], so that no other layer's [T,S] scores are kept).
 
     Without a cache S == T; with one, the T new keys are written at `cache_index`
-    and S is the cache length.
+    and S is the cache length. A `prefix` cache (e.g. the prompt's, read by the latent steps) is attended
+    in front of it and never written: the mask covers [prefix length + S], and so do the weights.
     """
     cfg = self.config
     cos, sin = mrope_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, cfg.mrope_section, self.dtype)
@@ -127,12 +130,14 @@ class LanguageModel(nnx.Module):
     n = cfg.num_hidden_layers
     weights_from = 0 if return_weights is True else n - 1 if return_weights == "last" else n
 
-    def body(layer, x, layer_cache, with_weights):
-      x, kv, w = layer(x, cos, sin, mask, layer_cache, cache_index, with_weights)
+    def body(layer, x, layer_kv, with_weights):
+      layer_cache, layer_prefix = layer_kv
+      x, kv, w = layer(x, cos, sin, mask, layer_cache, cache_index, with_weights, layer_prefix)
       # Keys/values leave the layer only into a cache: as scan outputs they would be kept for every layer.
       return constrain(x, ("batch", "length", "embed")), (None if cache is None else kv, w)
 
-    caches = None if cache is None else (cache.keys, cache.values)
+    caches = (None if cache is None else (cache.keys, cache.values),
+              None if prefix is None else (prefix.keys, prefix.values))
     policy, hook = self.execution.remat, per_layer_compute(self.dtype)
     if self.execution.scan_layers:
       # Layers [0, weights_from) scan without weights, the rest with them ("last": one layer outside).
@@ -157,7 +162,7 @@ class LanguageModel(nnx.Module):
       for i, layer in enumerate(self.layers):
         graphdef, state = nnx.split(layer)
         one = remat(lambda st, x, c, w=i >= weights_from: body(nnx.merge(graphdef, st), x, c, w), policy)
-        x, out = one(state, x, None if cache is None else (cache.keys[i], cache.values[i]))
+        x, out = one(state, x, jax.tree.map(lambda a, i=i: a[i], caches))
         outs.append(out)
       kv = jax.tree.map(lambda *xs: jnp.stack(xs), *(o[0] for o in outs))
       weights = jnp.stack([o[1] for o in outs[weights_from:]]) if weights_from < n else None

@@ -21,20 +21,21 @@ from flax import nnx
 
 from vlatent_jax.config import parse
 from vlatent_jax.models.config import ModelConfig
+from vlatent_jax.train.checkpoints import resolve_path
 from vlatent_jax.train.setup import _new_model
 
 
 def restore_params(workdir: str, step: int | None = None, best: bool = False):
   """(ExperimentConfig, ModelConfig, param State on host, step) of a run's checkpoint."""
-  with open(os.path.join(workdir, "config.json")) as f:
-    saved = json.load(f)
+  workdir = resolve_path(workdir)  # a gs:// workdir stays a URI
+  saved = json.loads((workdir / "config.json").read_text())
   config, model_config = parse(saved["experiment"]), ModelConfig.from_dict(saved["model"])
   best_fn = None
   if best:
     if not config.checkpoint.best_metric:
       raise SystemExit(f"{workdir}: --best needs a run trained with checkpoint.best_metric set")
     best_fn = lambda metrics: float(metrics[config.checkpoint.best_metric])  # noqa: E731
-  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
+  manager = ocp.CheckpointManager(workdir / "checkpoints",
                                   options=ocp.CheckpointManagerOptions(best_fn=best_fn,
                                                                        best_mode=config.checkpoint.best_mode),
                                   item_names=("state", "data"))
@@ -57,6 +58,8 @@ def main(argv=None) -> str:
   p.add_argument("--best", action="store_true", help="the best checkpoint by checkpoint.best_metric")
   p.add_argument("--out", default=None, help="output directory (default: WORKDIR/model)")
   a = p.parse_args(argv)
+  if a.out is None and "://" in a.workdir:
+    p.error("a URI workdir needs --out (a local directory: the model checkpoint is written atomically by rename)")
   from vlatent_jax.train.embedded_data import with_embedded_data
   from vlatent_jax.train.loop import data_paths, export_model
   config, model_config, params, step = restore_params(a.workdir, a.step, a.best)

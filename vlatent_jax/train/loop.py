@@ -236,12 +236,12 @@ def train(config: ExperimentConfig, workdir) -> dict:
       if metrics and saved != done:
         checkpointer.save(done, state, data_iter, metrics={**metrics, **val_metrics}, force=True)
     if metrics and config.checkpoint.export_model and not preempted:
-      if jax.process_count() == 1:
+      if jax.process_count() == 1 and "://" not in os.fspath(workdir):
         export_model(os.fspath(workdir / "model"), state.params, model_config, config, paths, done)
         writer.log(f"[train] model exported to {workdir}/model")
-      else:
-        writer.log("[train] multi-process run: export the model with one process "
-                   f"(python -m vlatent_jax.train.export --workdir {workdir})")
+      else:  # a model checkpoint is written to local disk (atomic rename), so a URI workdir exports afterwards
+        writer.log("[train] multi-process run or URI workdir: export the model with one process "
+                   f"(python -m vlatent_jax.train.export --workdir {workdir} --out LOCAL_DIR)")
   finally:
     if tracing:
       jax.profiler.stop_trace()

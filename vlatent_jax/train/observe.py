@@ -3,6 +3,12 @@
 On a terminal the progress line is redrawn in place (steps/s, examples/s, ETA);
 when stdout is not a TTY (CI, cluster logs) it prints a plain line every
 `log_every_steps` steps instead, so logs stay readable.
+
+A workdir that is a URI (gs://bucket/run) gets both files through etils.epath: object stores have no
+append, so they are written in a local staging folder and copied up whole after every batch of rows
+(metrics are fetched every `log_every_steps`, so a copy is a few kB per fetch); a resumed run first
+copies the existing metrics.jsonl down and appends to it, and its TensorBoard events go to a new
+event file beside the old ones, as TensorBoard expects.
 """
 
 from __future__ import annotations
@@ -10,14 +16,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
+import uuid
 from typing import Any
+
+from etils import epath
 
 
 class MetricsWriter:
 
-  def __init__(self, workdir: str, *, total_steps: int, global_batch: int, log_every_steps: int,
+  def __init__(self, workdir: str | os.PathLike, *, total_steps: int, global_batch: int, log_every_steps: int,
                enabled: bool = True, start_step: int = 0):
     self.enabled = enabled
     self.total_steps = total_steps
@@ -28,11 +39,22 @@ class MetricsWriter:
     self.t0 = time.perf_counter()
     self.jsonl = None
     self.tb = None
+    self.remote = None  # the URI workdir that the local staging folder mirrors
     if enabled:
-      os.makedirs(workdir, exist_ok=True)
-      self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
+      text = os.fspath(workdir)
+      local = text
+      if "://" in text:
+        self.remote = epath.Path(text)
+        self.remote.mkdir(parents=True, exist_ok=True)
+        local = tempfile.mkdtemp(prefix="vlatent-metrics-")
+        if (self.remote / "metrics.jsonl").exists():
+          (self.remote / "metrics.jsonl").copy(os.path.join(local, "metrics.jsonl"))
+      os.makedirs(local, exist_ok=True)
+      self.local = local
+      self.jsonl = open(os.path.join(local, "metrics.jsonl"), "a", buffering=1)
       from tensorboardX import SummaryWriter
-      self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      # Event files are named by second and host; the suffix keeps a resumed run from replacing the last one.
+      self.tb = SummaryWriter(os.path.join(local, "tensorboard"), filename_suffix=f".{uuid.uuid4().hex[:8]}")
 
   def write(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
     """Rows (step completed, 1-based; host scalars) fetched from the device together.
@@ -45,6 +67,18 @@ class MetricsWriter:
     elapsed = time.perf_counter() - self.t0
     for step, metrics in rows:
       self._write(step, metrics, elapsed)
+    self._upload()
+
+  def _upload(self) -> None:
+    """Copies the staged files to the URI workdir (nothing to do for a local one)."""
+    if self.remote is None:
+      return
+    self.jsonl.flush()
+    self.tb.flush()
+    (self.remote / "tensorboard").mkdir(parents=True, exist_ok=True)
+    epath.Path(self.local, "metrics.jsonl").copy(self.remote / "metrics.jsonl", overwrite=True)
+    for event_file in epath.Path(self.local, "tensorboard").iterdir():
+      event_file.copy(self.remote / "tensorboard" / event_file.name, overwrite=True)
 
   def _write(self, step: int, metrics: dict[str, Any], elapsed: float) -> None:
     row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
@@ -73,8 +107,12 @@ class MetricsWriter:
     if self.enabled:
       if self.tty:
         print()
+      self.tb.flush()
+      self._upload()
       self.jsonl.close()
       self.tb.close()
+      if self.remote is not None:
+        shutil.rmtree(self.local)
 
 
 def _duration(seconds: float) -> str:

@@ -18,6 +18,11 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 
+def is_uri(path: str | os.PathLike) -> bool:
+  """gs://bucket/run and the like: written through epath, never `os` (no append, no atomic rename)."""
+  return "://" in os.fspath(path)
+
+
 def resolve_path(path: str | os.PathLike) -> epath.Path:
   """A run directory as an `epath.Path`: a URI (gs://bucket/run) stays one, a local path becomes absolute.
 
@@ -25,7 +30,7 @@ def resolve_path(path: str | os.PathLike) -> epath.Path:
   write through epath, so a gs:// path given as epath goes to the bucket.
   """
   text = os.fspath(path)
-  return epath.Path(text if "://" in text else os.path.abspath(text))
+  return epath.Path(text if is_uri(text) else os.path.abspath(text))
 
 
 class TrainCheckpointer:

@@ -15,13 +15,14 @@ from jax.experimental import multihost_utils
 
 from vlatent_jax.config import ConfigError, ExperimentConfig
 from vlatent_jax.data import embedded
+from vlatent_jax.train.checkpoints import is_uri
 
 
 def with_embedded_data(config: ExperimentConfig, workdir: str) -> ExperimentConfig:
   """`data.path` / `data.val_path` set to the embedded benchmark's shards under W/data when `data.path` is empty."""
   if config.data.path:
     return config
-  if "://" in workdir:  # the benchmark is generated with local tools (video encoding, numpy files)
+  if is_uri(workdir):  # the benchmark is generated with local tools (video encoding, numpy files)
     raise ConfigError(f"config key 'data.path': the embedded benchmark is generated on a local disk, not under "
                       f"{workdir}; prepare shards locally and set data.path (and data.val_path)")
   root = os.path.join(os.path.abspath(workdir), "data")

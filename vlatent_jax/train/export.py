@@ -21,7 +21,7 @@ from flax import nnx
 
 from vlatent_jax.config import parse
 from vlatent_jax.models.config import ModelConfig
-from vlatent_jax.train.checkpoints import resolve_path
+from vlatent_jax.train.checkpoints import is_uri, resolve_path
 from vlatent_jax.train.setup import _new_model
 
 
@@ -58,7 +58,7 @@ def main(argv=None) -> str:
   p.add_argument("--best", action="store_true", help="the best checkpoint by checkpoint.best_metric")
   p.add_argument("--out", default=None, help="output directory (default: WORKDIR/model)")
   a = p.parse_args(argv)
-  if a.out is None and "://" in a.workdir:
+  if a.out is None and is_uri(a.workdir):
     p.error("a URI workdir needs --out (a local directory: the model checkpoint is written atomically by rename)")
   from vlatent_jax.train.embedded_data import with_embedded_data
   from vlatent_jax.train.loop import data_paths, export_model

@@ -29,7 +29,7 @@ from vlatent_jax.config import ConfigError, ExperimentConfig, model_config as bu
 from vlatent_jax.data.curriculum import TargetSchedule
 from vlatent_jax.models.config import ModelConfig
 from vlatent_jax.train import batch as model_batch
-from vlatent_jax.train.checkpoints import TrainCheckpointer, abstract_like, resolve_path
+from vlatent_jax.train.checkpoints import TrainCheckpointer, abstract_like, is_uri, resolve_path
 from vlatent_jax.train.observe import MetricsWriter
 from vlatent_jax.train.setup import init_sharded_train_state, load_pretrained
 from vlatent_jax.train.step import make_eval_step, make_train_step
@@ -236,7 +236,7 @@ def train(config: ExperimentConfig, workdir) -> dict:
       if metrics and saved != done:
         checkpointer.save(done, state, data_iter, metrics={**metrics, **val_metrics}, force=True)
     if metrics and config.checkpoint.export_model and not preempted:
-      if jax.process_count() == 1 and "://" not in os.fspath(workdir):
+      if jax.process_count() == 1 and not is_uri(workdir):
         export_model(os.fspath(workdir / "model"), state.params, model_config, config, paths, done)
         writer.log(f"[train] model exported to {workdir}/model")
       else:  # a model checkpoint is written to local disk (atomic rename), so a URI workdir exports afterwards

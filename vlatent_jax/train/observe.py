@@ -25,6 +25,8 @@ from typing import Any
 
 from etils import epath
 
+from vlatent_jax.train.checkpoints import is_uri
+
 
 class MetricsWriter:
 
@@ -41,11 +43,10 @@ class MetricsWriter:
     self.tb = None
     self.remote = None  # the URI workdir that the local staging folder mirrors
     if enabled:
-      text = os.fspath(workdir)
-      local = text
-      if "://" in text:
-        self.remote = epath.Path(text)
-        self.remote.mkdir(parents=True, exist_ok=True)
+      local = os.fspath(workdir)
+      if is_uri(workdir):
+        self.remote = epath.Path(workdir)
+        (self.remote / "tensorboard").mkdir(parents=True, exist_ok=True)
         local = tempfile.mkdtemp(prefix="vlatent-metrics-")
         if (self.remote / "metrics.jsonl").exists():
           (self.remote / "metrics.jsonl").copy(os.path.join(local, "metrics.jsonl"))
@@ -75,7 +76,6 @@ class MetricsWriter:
       return
     self.jsonl.flush()
     self.tb.flush()
-    (self.remote / "tensorboard").mkdir(parents=True, exist_ok=True)
     epath.Path(self.local, "metrics.jsonl").copy(self.remote / "metrics.jsonl", overwrite=True)
     for event_file in epath.Path(self.local, "tensorboard").iterdir():
       event_file.copy(self.remote / "tensorboard" / event_file.name, overwrite=True)
@@ -107,7 +107,6 @@ class MetricsWriter:
     if self.enabled:
       if self.tty:
         print()
-      self.tb.flush()
       self._upload()
       self.jsonl.close()
       self.tb.close()

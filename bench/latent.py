@@ -9,7 +9,8 @@ One small config (8-layer 512-wide GQA decoder, 4-block vision tower, random wei
       explicit chain of thought (`--cot-tokens` text tokens, then the answer); target >= 20x less.
       Reported twice: end to end (prefill included, which both share) and as reasoning overhead
       (time beyond plain answering), the cost a reasoning method adds;
-  (c) peak memory of each jitted train step, from XLA's buffer assignment (`memory_analysis`).
+  (c) peak memory of each jitted train step, from XLA's buffer assignment (`memory_analysis`);
+  (d) each neighbouring method's option (NEIGHBOURS) over plain videolatent: train step and time to answer.
 Times are medians after warm-up; compile time is excluded.
 """
 
@@ -45,6 +46,12 @@ SMALL = {
 }
 
 
+# Options of the neighbouring latent methods: latent config overrides and what inference then does differently.
+NEIGHBOURS = {
+    "sensory_gating": ({"sensory_gating": (0.0, 0.5)}, {"answer_sees_video": False}),
+}
+
+
 def timed(fn, repeats: int) -> float:
   fn()  # warm-up (compile)
   times = []
@@ -65,8 +72,8 @@ def examples(batch: int, frames: int, size: int, seed: int = 0) -> list[Example]
                   grid, np.array([1.0])) for _ in range(batch)]
 
 
-def train_step_cost(mode: str, args) -> dict:
-  config = parse({"model": SMALL, "latent": {"mode": mode, "num_latents": args.latents},
+def train_step_cost(mode: str, args, latent: dict | None = None) -> dict:
+  config = parse({"model": SMALL, "latent": {"mode": mode, "num_latents": args.latents, **(latent or {})},
                   "train": {"steps": 100, "batch_size": args.batch}})
   mc = model_config(config.model, config.latent)
   graphdef, params, rest = build_model(config, mc, 0)
@@ -102,7 +109,9 @@ def inference_cost(args) -> dict:
     return timed(lambda: model.generate(**inputs, max_new_tokens=answer, **kw), args.repeats)
 
   return {"sft_s": latency(mode="sft"), "latent_s": latency(mode="videolatent", num_latents=args.latents),
-          "cot_s": latency(mode="cot", cot_tokens=args.cot_tokens)}
+          "cot_s": latency(mode="cot", cot_tokens=args.cot_tokens),
+          **{f"{name}_s": latency(mode="videolatent", num_latents=args.latents, **generate)
+             for name, (_, generate) in NEIGHBOURS.items()}}
 
 
 def main(argv=None):
@@ -117,6 +126,7 @@ def main(argv=None):
   args = p.parse_args(argv)
 
   sft, vl = train_step_cost("sft", args), train_step_cost("videolatent", args)
+  neighbours = {name: train_step_cost("videolatent", args, latent) for name, (latent, _) in NEIGHBOURS.items()}
   inf = inference_cost(args)
   step_ratio = vl["step_s"] / sft["step_s"]
   e2e_ratio = inf["cot_s"] / inf["latent_s"]
@@ -134,9 +144,13 @@ def main(argv=None):
   print(f"(c) peak memory  sft {sft['peak_bytes'] * mib:8.1f} MiB   videolatent {vl['peak_bytes'] * mib:8.1f} MiB   "
         f"ratio {vl['peak_bytes'] / sft['peak_bytes']:.2f}x (temp {sft['temp_bytes'] * mib:.1f} / "
         f"{vl['temp_bytes'] * mib:.1f} MiB)")
+  for name, cost in neighbours.items():
+    print(f"(d) {name:<14} train step {cost['step_s'] * 1e3:8.1f} ms ({cost['step_s'] / vl['step_s']:.2f}x "
+          f"videolatent), to answer {inf[name + '_s'] * 1e3:8.1f} ms ({inf[name + '_s'] / inf['latent_s']:.2f}x)")
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"args": vars(args), "sft_train": sft, "videolatent_train": vl, "inference": inf,
+                 "neighbours_train": neighbours,
                  "train_step_ratio": step_ratio, "cot_over_latent_end_to_end": e2e_ratio,
                  "cot_over_latent_overhead": overhead_ratio}, f, indent=2)
 

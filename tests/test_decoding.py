@@ -21,8 +21,9 @@ def _api_model(config=CONFIG):
 
 
 def naive_generate(model: Model, row: list[int], video: int, mode: str, num_latents: int, new_tokens: int,
-                   stop_early: bool):
-  """One row, no cache: every step re-runs the full sequence."""
+                   stop_early: bool, answer_sees_video: bool = True):
+  """One row, no cache: every step re-runs the full sequence (without `answer_sees_video`, the positions from
+  <|latent_end|> on are masked off the video tokens)."""
   module = model.module
   llm = module.llm
   config = model.config
@@ -37,9 +38,15 @@ def naive_generate(model: Model, row: list[int], video: int, mode: str, num_late
   seq, pos = embeds, jnp.asarray(p.position_ids)
   nxt = jnp.asarray(p.next_position)
 
+  gate_from = None
+
   def run(seq, pos):
     n = seq.shape[1]
-    hidden, _ = llm(seq, pos, causal_mask(jnp.ones((1, n), bool), 0, n))
+    mask = causal_mask(jnp.ones((1, n), bool), 0, n)
+    if gate_from is not None:
+      video = jnp.zeros((1, n), bool).at[:, :video_mask.shape[1]].set(video_mask)
+      mask = mask & ~((jnp.arange(n) >= gate_from)[None, :, None] & video[:, None, :])
+    hidden, _ = llm(seq, pos, mask)
     return hidden[:, -1]
 
   def append(seq, pos, emb):
@@ -59,6 +66,8 @@ def naive_generate(model: Model, row: list[int], video: int, mode: str, num_late
       h = run(seq, pos)
       if steps == num_latents or (stop_early and int(jnp.argmax(llm.logits(h))) == config.latent_end_token_id):
         break
+    if not answer_sees_video:
+      gate_from = seq.shape[1]  # <|latent_end|> and the answer
     seq, pos = append(seq, pos, llm.embed(jnp.asarray([config.latent_end_token_id])))
     h = run(seq, pos)
   tokens = []
@@ -80,6 +89,16 @@ def test_generation_matches_naive(mode):
     ref, steps = naive_generate(model, row, i, mode, 3, 6, stop_early=False)
     assert tokens[i].tolist() == ref
     assert info["latent_steps"][i] == steps
+
+
+@pytest.mark.parametrize("mode", ["videolatent", "continuous_thought"])
+def test_answers_without_the_video_match_naive(mode):
+  model = _api_model()
+  ids, mask = padded_rows(ROWS)
+  tokens = model.generate(ids, mask, pixels(), GRIDS, np.array([1.0, 0.5]), max_new_tokens=6, mode=mode,
+                          num_latents=3, answer_sees_video=False)
+  for i, row in enumerate(ROWS):
+    assert tokens[i].tolist() == naive_generate(model, row, i, mode, 3, 6, False, answer_sees_video=False)[0]
 
 
 def test_stop_early_matches_naive():

@@ -251,6 +251,15 @@ def test_resolve_budget_stop_early_precedence():
   assert harness.resolve_budget(model, "cot")["stop_early"] is False
 
 
+def test_a_gated_model_answers_without_the_video_in_latent_modes_only():
+  model = _Model(latent=object())
+  assert harness.resolve_budget(model, "videolatent")["answer_sees_video"] is True
+  model.meta = {"train": {"answer_sees_video": False}}  # trained with latent.sensory_gating
+  assert harness.resolve_budget(model, "videolatent")["answer_sees_video"] is False
+  assert harness.resolve_budget(model, "continuous_thought")["answer_sees_video"] is False
+  assert harness.resolve_budget(model, "sft")["answer_sees_video"] is True  # no latents to carry the video
+
+
 def test_predict_passes_stop_early_and_window(tmp_path):
   from vlatent_jax import predict
 

@@ -26,8 +26,9 @@ def _batch(num_latents):
   return jax.tree.map(jnp.asarray, batch)
 
 
-def naive_rollout(module, batch, num_latents, use_lim):
-  """K passes over the growing sequence to produce z_1..z_K, then one pass with the answer appended."""
+def naive_rollout(module, batch, num_latents, use_lim, answer_sees_video=None):
+  """K passes over the growing sequence to produce z_1..z_K, then one pass with the answer appended (where
+  `answer_sees_video` [B] is False, the answer's queries are masked off the video tokens)."""
   llm = module.llm
   embeds = module.embed_inputs(batch["input_ids"], batch["vision"], batch["feature_index"])
   video_mask = batch["feature_index"] >= 0
@@ -45,7 +46,13 @@ def naive_rollout(module, batch, num_latents, use_lim):
   seq = jnp.concatenate([seq, llm.embed(answer_in)], 1)
   pos = jnp.concatenate([pos, text_positions(batch["next_position"] + num_latents, answer_in.shape[1])], 2)
   key_valid = jnp.concatenate([key_valid, jnp.ones_like(answer_in, bool)], 1)
-  hidden, _ = llm(seq, pos, causal_mask(key_valid, 0, seq.shape[1]))
+  mask = causal_mask(key_valid, 0, seq.shape[1])
+  if answer_sees_video is not None:
+    n, p = seq.shape[1], embeds.shape[1]
+    video = jnp.zeros((video_mask.shape[0], n), bool).at[:, :p].set(video_mask)
+    answer_query = jnp.arange(n) >= p + num_latents
+    mask = mask & ~(answer_query[None, :, None] & video[:, None, :] & ~answer_sees_video[:, None, None])
+  hidden, _ = llm(seq, pos, mask)
   start = embeds.shape[1] + num_latents - 1
   logits = llm.logits(hidden[:, start:])
   latents = jnp.stack(latents, 1) if latents else jnp.zeros((embeds.shape[0], 0, embeds.shape[-1]))
@@ -84,6 +91,22 @@ def test_rollout_matches_naive_values_and_gradients(num_latents, use_lim):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
   if use_lim:
     assert float(jnp.abs(gf["latent"]["gate"][0])) > 0
+
+
+def test_sensory_gating_hides_the_video_from_the_answer_only():
+  model = _model()
+  batch = _batch(2)
+  sees = jnp.array([True, False])
+  gated = self_forcing_rollout(model, batch, num_latents=2, use_lim=True, answer_sees_video=sees)
+  ref_logits, ref_latents = naive_rollout(model, batch, 2, True, answer_sees_video=sees)
+  np.testing.assert_allclose(gated.logits, ref_logits, atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(gated.latents, ref_latents, atol=1e-5, rtol=1e-5)
+  open_ = self_forcing_rollout(model, batch, num_latents=2, use_lim=True)
+  # Row 0 and every latent (and h_K, which predicts <|latent_end|>) are untouched; row 1's answer is not.
+  np.testing.assert_allclose(gated.logits[0], open_.logits[0], atol=1e-6)
+  np.testing.assert_allclose(gated.latents, open_.latents, atol=1e-6)
+  np.testing.assert_allclose(gated.logits[1, 0], open_.logits[1, 0], atol=1e-6)
+  assert float(jnp.max(jnp.abs(gated.logits[1, 1:] - open_.logits[1, 1:]))) > 1e-3
 
 
 def test_grad_steps_cut_early_steps_only():

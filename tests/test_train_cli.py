@@ -99,7 +99,8 @@ def test_validation_keeps_best_checkpoint_and_exports_model(shards, tmp_path):
   model = vlatent_jax.load(str(tmp_path / "model"))
   assert model.meta["train"] == {"mode": "videolatent", "num_latents": 4, "step": 6, "curriculum": 0,
                                  "max_new_tokens": 4,  # tiny.py's data.max_answer_len
-                                 "stop_early": False}  # eval / predict default to it
+                                 "stop_early": False,  # eval / predict default to it
+                                 "answer_sees_video": True}  # no latent.sensory_gating
   assert model.meta["frames"]["fps"] == 8 and model.config.latent is not None
   assert (tmp_path / "model" / "tokenizer_config.json").is_file()
   assert (tmp_path / "model" / "video_preprocessor_config.json").is_file()

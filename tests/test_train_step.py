@@ -17,7 +17,7 @@ from vlatent_jax.config import ConfigError, model_config, parse
 from vlatent_jax.data.collate import Example
 from vlatent_jax.train.batch import collate
 from vlatent_jax.train.setup import build_model, init_train_state
-from vlatent_jax.train.step import TrainState, make_train_step, split_microbatches, term_counts
+from vlatent_jax.train.step import TrainState, gated_share, make_train_step, split_microbatches, term_counts
 
 TINY = {
     "vision": dict(depth=2, hidden_size=32, intermediate_size=48, num_heads=2, out_hidden_size=32,
@@ -121,6 +121,23 @@ def test_attention_pool_and_teacher_targets_run():
     assert np.isfinite(h["align_loss"]) and 0.0 <= h["align_loss"] <= 2.0
   assert attn[0]["align_loss"] != pytest.approx(mean[0]["align_loss"], rel=1e-6)
   assert tea[0]["align_loss"] != pytest.approx(mean[0]["align_loss"], rel=1e-6)
+
+
+def test_gated_share_by_hand():
+  def share(step, start, end):
+    return float(gated_share(jnp.asarray(step), 100, start, end))
+  assert [share(s, 0.2, 0.6) for s in (0, 20, 40, 50, 60, 99)] == pytest.approx([0, 0, 0.5, 0.75, 1, 1])
+  assert [share(s, 0.5, 0.5) for s in (49, 50)] == [0.0, 1.0]
+
+
+def test_sensory_gating_closes_the_answers_view_of_the_video():
+  # Closed from step 0: the step's loss is the rollout's with every example's answer off the video, as
+  # validation and inference compute it; with the view open the loss differs.
+  _, gated = _run(_config(sensory_gating=(0.0, 0.0)), steps=1)
+  _, explicit = _run(_config(), steps=1, extra={"answer_sees_video": np.zeros(2, bool)})
+  _, open_ = _run(_config(), steps=1)
+  assert gated[0]["answer_loss"] == pytest.approx(explicit[0]["answer_loss"], rel=1e-6)
+  assert gated[0]["answer_loss"] != pytest.approx(open_[0]["answer_loss"], rel=1e-4)
 
 
 def test_segment_weights_by_hand():
@@ -236,7 +253,9 @@ def test_micro_batches_stay_sharded_over_every_device():
 @pytest.mark.parametrize("latent,key", [({"num_latents": -1}, "latent.num_latents"),
                                         ({"align_target": "oracle"}, "latent.align_target"),
                                         ({"mode": "r1"}, "latent.mode"),
-                                        ({"num_latents": 0}, "latent.num_latents")])
+                                        ({"num_latents": 0}, "latent.num_latents"),
+                                        ({"sensory_gating": (0.6, 0.2)}, "latent.sensory_gating"),
+                                        ({"mode": "sft", "sensory_gating": (0.0, 0.5)}, "latent.sensory_gating")])
 def test_bad_latent_config_fails_naming_key(latent, key):
   with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
     parse({"model": TINY, "latent": latent})

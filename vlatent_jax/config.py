@@ -64,6 +64,10 @@ class LatentConfig:
   diversity_loss: str = "gram"    # gram (||Zn Zn^T - I||_F^2 / K^2) | hinge (pairwise cosine above margin)
   diversity_margin: float = 0.5  # hinge: pairwise cosine allowed before it is penalised
   end_token_loss: bool = True     # also learn to predict <|latent_end|> after the K-th latent
+  # LaViT's curriculum sensory gating: (start, end) fractions of training over which the share of examples whose
+  # answer tokens may not attend to the video tokens rises from 0 to 1 (the latents keep their access); the
+  # trained model then answers that way at inference too. () = off.
+  sensory_gating: tuple = ()
 
   def __post_init__(self):
     _require(self.mode in MODES, "latent.mode", f"{self.mode!r} is not one of {MODES}")
@@ -83,6 +87,12 @@ class LatentConfig:
              f"{self.diversity_loss!r} is not gram|hinge")
     for key in ("align_weight", "diversity_weight"):
       _require(getattr(self, key) >= 0, f"latent.{key}", f"must be >= 0, got {getattr(self, key)}")
+    object.__setattr__(self, "sensory_gating", tuple(self.sensory_gating))
+    if self.sensory_gating:
+      _require(len(self.sensory_gating) == 2 and 0 <= self.sensory_gating[0] <= self.sensory_gating[1] <= 1,
+               "latent.sensory_gating", f"needs (start, end) with 0 <= start <= end <= 1, got {self.sensory_gating}")
+      _require(self.mode in LATENT_MODES, "latent.sensory_gating",
+               f"gates the answer's view of the video behind latent steps; mode {self.mode!r} has none")
 
   @property
   def steps(self) -> int:

@@ -39,9 +39,11 @@ def sample_token(logits: jax.Array, rng: jax.Array, temperature: float, top_p: f
 def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_tokens: int, temperature: float,
              top_p: float, eos_ids: tuple[int, ...], pad_id: int, num_latents: int = 0, use_lim: bool = False,
              stop_early: bool = False, latent_end_id: int | None = None, min_new_tokens: int = 0,
-             lim_attention: bool = False):
+             lim_attention: bool = False, answer_sees_video: bool = True):
   """Returns (new tokens [B, max_new_tokens], latent steps taken [B]); with `lim_attention` (videolatent)
-  also the LIM's cross-attention of each latent step over the prompt positions [B, K, S], mean over heads."""
+  also the LIM's cross-attention of each latent step over the prompt positions [B, K, S], mean over heads.
+  `answer_sees_video=False` (a model trained with sensory gating): after the latent steps, queries do not
+  attend to the video tokens; the latent steps do."""
   llm = module.llm
   ids = batch["input_ids"]
   b, s = ids.shape
@@ -84,6 +86,8 @@ def generate(module: VideoLM, batch: dict[str, Any], rng: jax.Array, *, max_new_
     if lim_attention:
       attention = jnp.swapaxes(weights, 0, 1)
     index = s + k
+    if not answer_sees_video:  # from here on, only the text and the latents are visible
+      key_valid = key_valid.at[:, :s].set(key_valid[:, :s] & ~video_mask)
     key_valid = key_valid.at[:, index].set(True)
     end = jnp.full((b, 1), latent_end_id, jnp.int32)
     out, cache = llm(llm.embed(end), text_positions(next_position + steps, 1), causal_mask(key_valid, index, 1),

@@ -30,7 +30,7 @@ from vlatent_jax.models.stacking import stack_layers, unstack_layers
 from vlatent_jax.models.vlm import VideoLM
 
 GENERATE_STATIC = ("max_new_tokens", "temperature", "top_p", "num_latents", "use_lim", "stop_early",
-                   "min_new_tokens", "lim_attention")
+                   "answer_sees_video", "min_new_tokens", "lim_attention")
 
 
 def forward_hidden(module: VideoLM, batch: dict[str, Any]) -> jax.Array:
@@ -129,7 +129,7 @@ class Model:
                second_per_grid_ts=None, *, max_new_tokens: int = 32, temperature: float = 0.0,
                top_p: float = 1.0, seed: int = 0, mode: str | None = None, num_latents: int = 8,
                stop_early: bool = False, cot_tokens: int = 256, return_info: bool = False,
-               lim_attention: bool = False, **processor_extras):
+               lim_attention: bool = False, answer_sees_video: bool = True, **processor_extras):
     """New token ids [batch, max_new_tokens] (numpy); after an end-of-sequence token rows hold the pad id.
 
     mode: "sft" (plain decoding; greedy equals HF's greedy `generate`), "videolatent" (K = `num_latents`
@@ -139,6 +139,8 @@ class Model:
     model with a latent module, else "sft". With return_info, also returns {"latent_steps": [B]}, and with
     `lim_attention` (mode videolatent, one video per row) {"lim_attention": [B, K, T]}: each latent step's
     LIM attention summed over the video tokens of each temporal slice (mean over heads; NaN past a row's T).
+    `answer_sees_video=False` (latent modes): the answer does not attend to the video tokens, only the latent
+    steps do, as a model trained with `latent.sensory_gating` learned to answer.
     """
     mode = mode or ("videolatent" if self.config.latent is not None else "sft")
     if mode not in MODES:
@@ -165,7 +167,7 @@ class Model:
         self.state, self._device_batch(prepared), jax.random.key(seed), max_new_tokens=max_new_tokens + cot,
         temperature=float(temperature), top_p=float(top_p), num_latents=num_latents if latent else 0,
         use_lim=mode == "videolatent", stop_early=bool(stop_early and latent), min_new_tokens=cot,
-        lim_attention=lim_attention)
+        lim_attention=lim_attention, answer_sees_video=bool(answer_sees_video or not latent))
     tokens, info = np.asarray(out[0])[:rows], {"latent_steps": np.asarray(out[1])[:rows]}
     if lim_attention:
       info["lim_attention"] = _per_slice(np.asarray(out[2])[:rows], prepared, video_grid_thw, self.config)

@@ -101,7 +101,7 @@ def load_inputs(args):
 
 def predict(args, model, processor, settings, frames, fps, decode_s) -> dict:
   text = chat_prompt(processor.tokenizer, args.question, args.question_type, args.options)
-  gen = {**{k: settings[k] for k in ("mode", "num_latents", "max_new_tokens", "cot_tokens", "stop_early")},
+  gen = {**{k: settings[k] for k in harness.GENERATION_KEYS},
          "return_info": True}
 
   def answer():

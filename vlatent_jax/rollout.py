@@ -41,12 +41,15 @@ def _video_mass(weights, video_keys: jax.Array) -> jax.Array:
 
 
 def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents: int, use_lim: bool,
-                         grad_steps: int | None = None, attention_to_video: bool = False) -> RolloutOutput:
+                         grad_steps: int | None = None, attention_to_video: bool = False,
+                         answer_sees_video: jax.Array | None = None) -> RolloutOutput:
   """One differentiable rollout. `grad_steps` = m backpropagates through the last m latent steps only.
 
   batch["latent_mask"] [B,K] (default: all) marks the latent slots each example uses; an unused slot is
   left out of the cache and does not advance positions, so an example with k active slots computes
-  exactly what a k-step rollout computes. `attention_to_video` also returns, for every prediction, the
+  exactly what a k-step rollout computes. `answer_sees_video` [B] bool (default: all) lets the answer tokens of
+  an example attend to its video tokens; where False only the latent steps read the video (sensory gating).
+  `attention_to_video` also returns, for every prediction, the
   attention mass its query puts on the video tokens (a diagnostic of how much answers use the video).
   """
   llm = module.llm
@@ -104,8 +107,11 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
   # predicts targets[0].
   before = jax.tree.map(lambda x, y: jnp.concatenate([x, y], axis=2), prompt_cache, cache)
   answer_start = batch["next_position"] + jnp.sum(active, axis=1)
+  answer_keys = key_valid
+  if answer_sees_video is not None:
+    answer_keys = key_valid & ~((video_keys > 0) & ~answer_sees_video[:, None])
   answer = llm(llm.embed(targets[:, :-1]), text_positions(answer_start, a - 1),
-               causal_mask(key_valid, p + k_steps, a - 1), KVCache.empty(llm.config, b, a - 1, llm.dtype), 0,
+               causal_mask(answer_keys, p + k_steps, a - 1), KVCache.empty(llm.config, b, a - 1, llm.dtype), 0,
                return_weights=attention_to_video, prefix=before)
   answer_hidden = answer[0]
   logits = llm.logits(jnp.concatenate([h[:, None].astype(answer_hidden.dtype), answer_hidden], axis=1))

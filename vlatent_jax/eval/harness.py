@@ -29,6 +29,8 @@ from vlatent_jax.eval.readers import Question
 from vlatent_jax.models.config import LATENT_MODES, MODES
 
 DEFAULT_FRAMES = {"fps": 2.0, "max_frames": 16}  # Video-R1's sampling
+# What `Model.generate` takes from the resolved settings and budget.
+GENERATION_KEYS = ("mode", "num_latents", "max_new_tokens", "cot_tokens", "stop_early", "answer_sees_video")
 DEFAULT_NUM_LATENTS = 8
 DEFAULT_MAX_NEW_TOKENS = 16  # answers are a letter, a number or a short phrase
 DEFAULT_COT_TOKENS = 256  # an untrained model made to think before answering (the inference-cost baseline)
@@ -118,7 +120,8 @@ def resolve_budget(model, mode: str, max_new_tokens: int | None = None, cot_toke
   "stop_early" = latent.stop_early), else the defaults. cot_tokens is the forced minimum of reasoning tokens in
   mode cot: 0 for a model trained in mode cot (it writes its own rationale and answer, then stops),
   DEFAULT_COT_TOKENS for any other model. stop_early: end the latent steps once the model predicts
-  <|latent_end|> (latent modes only; off by default)."""
+  <|latent_end|> (latent modes only; off by default). answer_sees_video: False for a model trained with
+  `latent.sensory_gating` (its answers read the video only through the latents), in latent modes."""
   train = (getattr(model, "meta", None) or {}).get("train") or {}
   if cot_tokens is None:
     cot_tokens = 0 if train.get("mode") == "cot" else DEFAULT_COT_TOKENS
@@ -126,7 +129,8 @@ def resolve_budget(model, mode: str, max_new_tokens: int | None = None, cot_toke
     stop_early = bool(train.get("stop_early", False))
   return {"max_new_tokens": int(max_new_tokens or train.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
           "cot_tokens": int(cot_tokens) if mode == "cot" else 0,
-          "stop_early": bool(stop_early) and mode in LATENT_MODES}
+          "stop_early": bool(stop_early) and mode in LATENT_MODES,
+          "answer_sees_video": bool(train.get("answer_sees_video", True)) or mode not in LATENT_MODES}
 
 
 def frame_policy(frames: dict) -> video.FramePolicy:
@@ -256,7 +260,7 @@ def evaluate(model, processor, questions: list[Question], *, mode: str | None = 
   questions = list(questions)[:limit] if limit is not None else list(questions)
   settings = resolve_settings(model, mode, num_latents, frames)
   settings.update(resolve_budget(model, settings["mode"], max_new_tokens, cot_tokens, stop_early))
-  gen = {k: settings[k] for k in ("mode", "num_latents", "max_new_tokens", "cot_tokens", "stop_early")}
+  gen = {k: settings[k] for k in GENERATION_KEYS}
   records, skipped = [], []
   order = {id(q): i for i, q in enumerate(questions)}
   timing = {"generate": 0.0, "warmup": 0.0}

@@ -17,6 +17,8 @@ ROWS: dict[str, dict] = {
     # ablations: one latent self-forcing objective off
     "videolatent_no_align": {"latent": {"mode": "videolatent", "align_weight": 0.0}},
     "videolatent_no_div": {"latent": {"mode": "videolatent", "diversity_weight": 0.0}},
+    # LaViT's curriculum sensory gating: the answer's direct view of the video withdrawn over the first half
+    "videolatent_gated": {"latent": {"mode": "videolatent", "sensory_gating": (0.0, 0.5)}},
 }
 DEFAULT_ROWS = ("sft", "cot", "continuous_thought", "videolatent", "videolatent_curriculum")
 

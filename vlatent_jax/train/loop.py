@@ -118,7 +118,8 @@ def export_model(path: str, params, model_config: ModelConfig, config: Experimen
   host = jax.tree.map(np.asarray, jax.device_get(nnx.to_pure_dict(params)))
   meta = {"train": {"mode": config.latent.mode, "num_latents": config.latent.steps, "step": step,
                     "curriculum": config.latent.curriculum, "max_new_tokens": config.data.max_answer_len,
-                    "stop_early": config.latent.stop_early}}
+                    "stop_early": config.latent.stop_early,
+                    "answer_sees_video": not config.latent.sensory_gating}}
   extra_files = {}
   spec_path = os.path.join(paths.train, "spec.json")
   if os.path.isfile(spec_path):
@@ -188,7 +189,7 @@ def train(config: ExperimentConfig, workdir) -> dict:
   eval_fn = make_eval_step(graphdef, rest, config, in_shardings=(state_shardings.params, None),
                            out_shardings=replicated, mesh=mesh) if paths.val and config.train.eval_every_steps else None
   profile = range(config.train.profile_start_step, config.train.profile_start_step + config.train.profile_steps)
-  rng = jax.random.key(config.train.seed)  # made once: the step does not consume it yet (see train_step)
+  rng = jax.random.key(config.train.seed)  # made once: the step folds its own step number into it
   tracing = False
   step_fn = None
   metrics: dict = {}

@@ -45,9 +45,12 @@ def compute_losses(module, batch: dict[str, Any], latent: LatentConfig, diagnost
   """
   share = (lambda name: 1.0) if shares is None else (lambda name: shares[name])  # noqa: E731
   k = latent.steps
+  sees = batch.get("answer_sees_video")  # drawn by the train step; validation answers as inference does
+  if latent.sensory_gating and sees is None:
+    sees = jnp.zeros(batch["targets"].shape[:1], bool)
   out = self_forcing_rollout(module, batch, num_latents=k, use_lim=latent.use_lim,
                              grad_steps=None if latent.grad_steps < 0 else latent.grad_steps,
-                             attention_to_video=diagnostics)
+                             attention_to_video=diagnostics, answer_sees_video=sees)
   l_ans = losses.answer_loss(out.logits, batch["targets"], _answer_mask(batch, latent))
   metrics = {"answer_loss": l_ans}
   if diagnostics:
@@ -139,11 +142,24 @@ def _compute_params(params, frozen: tuple[str, ...], dtype):
   return jax.tree_util.tree_map_with_path(cast, params)
 
 
+def gated_share(step: jax.Array, total_steps: int, start: float, end: float) -> jax.Array:
+  """Share of examples whose answer tokens may not attend to the video at `step` (`latent.sensory_gating`):
+  0 before `start` * total_steps, rising linearly to 1 at `end` * total_steps, 1 after."""
+  progress = step / max(total_steps, 1)
+  if end <= start:
+    return (progress >= start).astype(jnp.float32)
+  return jnp.clip((progress - start) / (end - start), 0.0, 1.0)
+
+
 def train_step(state: TrainState, batch: dict[str, Any], rng: jax.Array, *, graphdef, rest,
                config: ExperimentConfig, tx: optax.GradientTransformation, schedule: optax.Schedule,
                grad_shardings=None) -> tuple[TrainState, dict[str, jax.Array]]:
-  del rng  # no stochastic layers yet; kept in the signature so dropout or sampling can be added purely
   dtype = jnp.dtype(config.model.dtype)
+  if config.latent.sensory_gating:
+    share = gated_share(state.step, config.train.steps, *config.latent.sensory_gating)
+    # Per example and step (the step folded into the run's key, so a resumed run draws the same examples).
+    draw = jax.random.uniform(jax.random.fold_in(rng, state.step), batch["targets"].shape[:1])
+    batch = {**batch, "answer_sees_video": draw >= share}
 
   def loss_fn(params, batch, shares):
     # With accumulation this runs once per micro-batch, all-gathering again each time: holding the gathered

@@ -49,6 +49,7 @@ SMALL = {
 # Options of the neighbouring latent methods: latent config overrides and what inference then does differently.
 NEIGHBOURS = {
     "sensory_gating": ({"sensory_gating": (0.0, 0.5)}, {"answer_sees_video": False}),
+    "trajectory": ({"trajectory_weight": 1.0}, {}),  # teacher trajectories from the data: nothing at inference
 }
 
 
@@ -78,8 +79,10 @@ def train_step_cost(mode: str, args, latent: dict | None = None) -> dict:
   mc = model_config(config.model, config.latent)
   graphdef, params, rest = build_model(config, mc, 0)
   state, tx, schedule = init_train_state(config, params)
-  batch = jax.tree.map(jnp.asarray, collate(examples(args.batch, args.frames, args.size), mc,
-                                            num_latents=config.latent.steps, max_answer_len=8))
+  batch = collate(examples(args.batch, args.frames, args.size), mc, num_latents=config.latent.steps, max_answer_len=8)
+  if config.latent.trajectory_weight:  # each latent's segment as its teacher trajectory
+    batch["teacher_trajectory"] = batch["align_weights"]
+  batch = jax.tree.map(jnp.asarray, batch)
   step = make_train_step(graphdef, rest, config, tx, schedule)
   rng = jax.random.key(0)
   memory = step.lower(state, batch, rng).compile().memory_analysis()

@@ -36,6 +36,17 @@ def test_latent_alignment_mse_hand_values():
   assert losses.latent_alignment_mse_loss(pred, target, np.ones((1, 1))) == pytest.approx((1 + 4) / 2)
 
 
+def test_trajectory_kl_hand_values():
+  teacher = np.array([[[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]])
+  student = np.array([[[0.25, 0.25, 0.5], [1.0, 0.0, 0.0]]])
+  # Latent 0: 2 * 0.5 * ln(0.5 / 0.25) = ln 2; latent 1 matches its teacher: 0.
+  assert losses.trajectory_kl_loss(student, teacher, np.ones((1, 2))) == pytest.approx(math.log(2) / 2, rel=1e-6)
+  assert losses.trajectory_kl_loss(student, teacher, np.array([[1, 0]])) == pytest.approx(math.log(2), rel=1e-6)
+  # The teacher's mass where the student has none costs a large, finite amount (floor 1e-12).
+  big = float(losses.trajectory_kl_loss(teacher[:, 1:], teacher[:, :1], np.ones((1, 1))))
+  assert 10 < big < 30
+
+
 def test_latent_diversity_loss_hand_values():
   collapsed = np.array([[1.0, 0.0], [2.0, 0.0]])     # G - I = [[0,1],[1,0]] -> 2 / 2^2
   orthogonal = np.array([[1.0, 0.0], [0.0, 5.0]])    # G = I -> 0

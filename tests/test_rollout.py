@@ -26,9 +26,10 @@ def _batch(num_latents):
   return jax.tree.map(jnp.asarray, batch)
 
 
-def naive_rollout(module, batch, num_latents, use_lim, answer_sees_video=None):
+def naive_rollout(module, batch, num_latents, use_lim, answer_sees_video=None, lim_weights=None):
   """K passes over the growing sequence to produce z_1..z_K, then one pass with the answer appended (where
-  `answer_sees_video` [B] is False, the answer's queries are masked off the video tokens)."""
+  `answer_sees_video` [B] is False, the answer's queries are masked off the video tokens). A `lim_weights` list
+  receives each step's LIM attention over the prompt, mean over heads."""
   llm = module.llm
   embeds = module.embed_inputs(batch["input_ids"], batch["vision"], batch["feature_index"])
   video_mask = batch["feature_index"] >= 0
@@ -37,7 +38,10 @@ def naive_rollout(module, batch, num_latents, use_lim, answer_sees_video=None):
   latents = []
   for k in range(num_latents):
     hidden, _ = llm(seq, pos, causal_mask(key_valid, 0, seq.shape[1]))
-    z = inject(module, hidden[:, -1], video_memory(module, embeds, video_mask, use_lim))
+    memory = video_memory(module, embeds, video_mask, use_lim)
+    z = inject(module, hidden[:, -1], memory)
+    if lim_weights is not None:
+      lim_weights.append(jnp.mean(module.latent(hidden[:, -1], memory, return_weights=True)[1], axis=1))
     latents.append(z)
     seq = jnp.concatenate([seq, z[:, None].astype(seq.dtype)], 1)
     pos = jnp.concatenate([pos, text_positions(batch["next_position"] + k, 1)], 2)
@@ -107,6 +111,19 @@ def test_sensory_gating_hides_the_video_from_the_answer_only():
   np.testing.assert_allclose(gated.latents, open_.latents, atol=1e-6)
   np.testing.assert_allclose(gated.logits[1, 0], open_.logits[1, 0], atol=1e-6)
   assert float(jnp.max(jnp.abs(gated.logits[1, 1:] - open_.logits[1, 1:]))) > 1e-3
+
+
+def test_lim_attention_is_each_latent_steps_cross_attention():
+  model = _model()
+  batch = _batch(3)
+  out = self_forcing_rollout(model, batch, num_latents=3, use_lim=True, lim_attention=True, grad_steps=2)
+  expected = []
+  naive_rollout(model, batch, 3, True, lim_weights=expected)
+  np.testing.assert_allclose(out.lim_attention, jnp.stack(expected, 1), atol=1e-6)
+  # A distribution over the video tokens of each row, nothing on text positions.
+  video = np.asarray(batch["feature_index"] >= 0)
+  np.testing.assert_allclose(np.sum(np.asarray(out.lim_attention) * video[:, None], -1), 1.0, atol=1e-5)
+  assert float(np.abs(np.asarray(out.lim_attention) * ~video[:, None]).max()) < 1e-6
 
 
 def test_grad_steps_cut_early_steps_only():

@@ -140,6 +140,26 @@ def test_sensory_gating_closes_the_answers_view_of_the_video():
   assert gated[0]["answer_loss"] != pytest.approx(open_[0]["answer_loss"], rel=1e-4)
 
 
+def _teacher_trajectory(config):
+  """Every latent's teacher: the first temporal segment's video tokens, weighted 1, 2, 3, ... (the LIM starts
+  spread over all the video tokens)."""
+  mc = model_config(config.model, config.latent)
+  weights = collate(_examples(), mc, num_latents=config.latent.steps, max_answer_len=4)["align_weights"]
+  ramp = np.broadcast_to(weights[:, :1], weights.shape) * np.arange(1, weights.shape[-1] + 1)
+  return (ramp / ramp.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def test_trajectory_loss_pulls_the_lim_attention_to_the_teacher():
+  config = _config(trajectory_weight=1.0)
+  _, history = _run(config, steps=30, extra={"teacher_trajectory": _teacher_trajectory(config)})
+  h = history[0]
+  assert h["loss"] == pytest.approx(h["answer_loss"] + h["align_loss"] + 0.1 * h["diversity_loss"]
+                                    + h["trajectory_loss"], rel=1e-5)
+  assert history[-1]["trajectory_loss"] < 0.9 * h["trajectory_loss"]  # measured: 1.405 -> 1.215
+  _, plain = _run(_config())
+  assert "trajectory_loss" not in plain[0]
+
+
 def test_segment_weights_by_hand():
   # 3 slices of 2 tokens at positions 10..15; K = 2 -> slices [0, 1) and [1, 3).
   w = targets.segment_weights(np.arange(10, 16), np.array([0, 0, 1, 1, 2, 2]), 3, 2, 20)
@@ -168,14 +188,18 @@ def _uneven_batch(mc, k):
 def _one_step(accum_steps):
   """One SGD step (learning rate 1: the parameter change is the gradient) on `_uneven_batch`:
   (batch, initial params, state, metrics)."""
-  config = parse({"model": TINY, "latent": {"mode": "videolatent", "num_latents": 3, "num_heads": 4},
+  config = parse({"model": TINY, "latent": {"mode": "videolatent", "num_latents": 3, "num_heads": 4,
+                                            "trajectory_weight": 0.5},
                   "train": {"steps": 10, "batch_size": 8, "grad_accum_steps": accum_steps}})
   mc = model_config(config.model, config.latent)
   graphdef, params, rest = build_model(config, mc, 0)
   initial = jax.tree.map(np.asarray, params)
   tx = optax.sgd(1.0)
   state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
-  batch = jax.tree.map(jnp.asarray, _uneven_batch(mc, config.latent.steps))
+  batch = _uneven_batch(mc, config.latent.steps)
+  ramp = batch["align_weights"] * np.arange(1, batch["align_weights"].shape[-1] + 1)  # a teacher per latent
+  batch["teacher_trajectory"] = ramp / np.maximum(ramp.sum(-1, keepdims=True), 1e-9)
+  batch = jax.tree.map(jnp.asarray, batch)
   state, metrics = make_train_step(graphdef, rest, config, tx, optax.constant_schedule(1.0))(
       state, batch, jax.random.key(0))
   return batch, initial, state, {k: float(v) for k, v in metrics.items()}
@@ -195,9 +219,9 @@ def test_grad_accumulation_equals_the_whole_batch():
   _, _, accumulated, got = _one_step(accum)
   # The premise: micro-batches hold unequal numbers of answer tokens, aligned latents and latent pairs, so
   # an unweighted mean of micro-batch means would differ from the whole batch's mean.
-  config = parse({"latent": {"mode": "videolatent", "num_latents": 3}})
+  config = parse({"latent": {"mode": "videolatent", "num_latents": 3, "trajectory_weight": 0.5}})
   counts = {k: np.asarray(v.sum(1)) for k, v in split_microbatches(term_counts(batch, config.latent), accum).items()}
-  for name in ("answer_loss", "align_loss", "diversity_loss", "latent_cosine"):
+  for name in ("answer_loss", "align_loss", "diversity_loss", "latent_cosine", "trajectory_loss"):
     assert len(set(counts[name].tolist())) > 1, (name, counts[name])
   assert set(got) == set(expected)
   for name, value in expected.items():
@@ -255,7 +279,8 @@ def test_micro_batches_stay_sharded_over_every_device():
                                         ({"mode": "r1"}, "latent.mode"),
                                         ({"num_latents": 0}, "latent.num_latents"),
                                         ({"sensory_gating": (0.6, 0.2)}, "latent.sensory_gating"),
-                                        ({"mode": "sft", "sensory_gating": (0.0, 0.5)}, "latent.sensory_gating")])
+                                        ({"mode": "sft", "sensory_gating": (0.0, 0.5)}, "latent.sensory_gating"),
+                                        ({"trajectory_weight": -1.0}, "latent.trajectory_weight")])
 def test_bad_latent_config_fails_naming_key(latent, key):
   with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
     parse({"model": TINY, "latent": latent})

@@ -68,6 +68,9 @@ class LatentConfig:
   # answer tokens may not attend to the video tokens rises from 0 to 1 (the latents keep their access); the
   # trained model then answers that way at inference too. () = off.
   sensory_gating: tuple = ()
+  # LaViT's attention-trajectory loss: KL(teacher || LIM attention) per latent step, with the teacher's
+  # distributions over prompt positions given by the data (`teacher_trajectory` [B,K,P]). 0 = off.
+  trajectory_weight: float = 0.0
 
   def __post_init__(self):
     _require(self.mode in MODES, "latent.mode", f"{self.mode!r} is not one of {MODES}")
@@ -85,7 +88,7 @@ class LatentConfig:
     _require(self.align_loss in ("cosine", "mse"), "latent.align_loss", f"{self.align_loss!r} is not cosine|mse")
     _require(self.diversity_loss in ("gram", "hinge"), "latent.diversity_loss",
              f"{self.diversity_loss!r} is not gram|hinge")
-    for key in ("align_weight", "diversity_weight"):
+    for key in ("align_weight", "diversity_weight", "trajectory_weight"):
       _require(getattr(self, key) >= 0, f"latent.{key}", f"must be >= 0, got {getattr(self, key)}")
     object.__setattr__(self, "sensory_gating", tuple(self.sensory_gating))
     if self.sensory_gating:
@@ -117,6 +120,10 @@ class LatentConfig:
   @property
   def effective_diversity_weight(self) -> float:
     return self.diversity_weight if self.mode == "videolatent" else 0.0
+
+  @property
+  def effective_trajectory_weight(self) -> float:  # the trajectory is the LIM's attention: videolatent only
+    return self.trajectory_weight if self.mode == "videolatent" else 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,16 @@ def latent_alignment_mse_loss(pred: jax.Array, target: jax.Array, mask: jax.Arra
   return _masked_mean(err, mask)
 
 
+def trajectory_kl_loss(student: jax.Array, teacher: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean over masked latents of KL(teacher_k || student_k), each a distribution over prompt positions (LaViT's
+  attention-trajectory loss). student/teacher [B,K,P] (rows sum to 1 where used), mask [B,K]. Positions the
+  teacher gives 0 add nothing; the student's probabilities are floored at 1e-12 inside the log."""
+  t = teacher.astype(jnp.float32)
+  s = jnp.maximum(student.astype(jnp.float32), 1e-12)
+  kl = jnp.sum(jnp.where(t > 0, t * (jnp.log(jnp.maximum(t, 1e-12)) - jnp.log(s)), 0.0), axis=-1)
+  return _masked_mean(kl, mask)
+
+
 def _gram(latents: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Cosine Gram matrix of the unmasked latents of each example, its pair mask and K_b."""
   m = mask.astype(jnp.float32)

@@ -33,6 +33,7 @@ class RolloutOutput(NamedTuple):
   latents: jax.Array        # [B,K,D] z_1..z_K, the injected latent embeddings
   prompt_embeds: jax.Array  # [B,P,D] prompt embeddings with video features in place
   video_attention: jax.Array | None = None  # [B,A] attention mass on video tokens behind each prediction
+  lim_attention: jax.Array | None = None    # [B,K,P] each latent step's LIM attention over prompt positions
 
 
 def _video_mass(weights, video_keys: jax.Array) -> jax.Array:
@@ -42,7 +43,7 @@ def _video_mass(weights, video_keys: jax.Array) -> jax.Array:
 
 def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents: int, use_lim: bool,
                          grad_steps: int | None = None, attention_to_video: bool = False,
-                         answer_sees_video: jax.Array | None = None) -> RolloutOutput:
+                         answer_sees_video: jax.Array | None = None, lim_attention: bool = False) -> RolloutOutput:
   """One differentiable rollout. `grad_steps` = m backpropagates through the last m latent steps only.
 
   batch["latent_mask"] [B,K] (default: all) marks the latent slots each example uses; an unused slot is
@@ -50,7 +51,8 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
   exactly what a k-step rollout computes. `answer_sees_video` [B] bool (default: all) lets the answer tokens of
   an example attend to its video tokens; where False only the latent steps read the video (sensory gating).
   `attention_to_video` also returns, for every prediction, the
-  attention mass its query puts on the video tokens (a diagnostic of how much answers use the video).
+  attention mass its query puts on the video tokens (a diagnostic of how much answers use the video);
+  `lim_attention` (with the LIM) each latent step's cross-attention over the prompt positions, mean over heads.
   """
   llm = module.llm
   ids, targets = batch["input_ids"], batch["targets"]
@@ -77,10 +79,15 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
   def step(carry, xs):
     h, cache = carry
     k, on, offset = xs
-    z = inject(module, h, memory)
+    weights = None
+    if lim_attention:
+      z, weights = module.latent(h, memory, return_weights=True)
+      weights = jnp.mean(weights, axis=1)
+    else:
+      z = inject(module, h, memory)
     out, cache = llm(z[:, None], text_positions(batch["next_position"] + offset, 1),
                      causal_mask(key_valid[:, :p + k_steps], p + k, 1), cache, k, prefix=prompt_cache)
-    return (jnp.where(on[:, None], out[:, 0], h), cache), z
+    return (jnp.where(on[:, None], out[:, 0], h), cache), (z, weights)
 
   step = remat(step, module.execution.remat, prevent_cse=False)
 
@@ -89,6 +96,8 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
 
   m = k_steps if grad_steps is None else min(grad_steps, k_steps)
   cache = KVCache.empty(llm.config, b, k_steps, llm.dtype)
+  if lim_attention and memory is None:
+    raise ValueError("lim_attention needs the latent injection module (use_lim)")
   latents = []
   if k_steps - m > 0:
     (h, cache), early = scan((h, cache), 0, k_steps - m)
@@ -100,8 +109,11 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
   if m > 0:
     (h, cache), late = scan((h, cache), k_steps - m, k_steps)
     latents.append(late)
-  latents = (jnp.concatenate(latents, axis=0) if latents
-             else jnp.zeros((0, b, hidden.shape[-1]), hidden.dtype))
+  lim_weights = None
+  if latents:
+    latents, lim_weights = jax.tree.map(lambda *parts: jnp.concatenate(parts, axis=0), *latents)
+  else:
+    latents = jnp.zeros((0, b, hidden.shape[-1]), hidden.dtype)
 
   # Teacher-forced answer against the prompt's and the latents' keys; h (h_K, or the prompt's last state)
   # predicts targets[0].
@@ -119,4 +131,5 @@ def self_forcing_rollout(module: VideoLM, batch: dict[str, Any], *, num_latents:
   if attention_to_video:  # targets[0] is predicted by the prompt's last query (for K > 0: <|latent_end|>, unused)
     attention = jnp.concatenate([_video_mass(prefill[2][:, :, :, -1:], video_keys[:, :p]),
                                  _video_mass(answer[2], video_keys)], axis=1)
-  return RolloutOutput(logits, jnp.swapaxes(latents, 0, 1), embeds, attention)
+  return RolloutOutput(logits, jnp.swapaxes(latents, 0, 1), embeds, attention,
+                       None if lim_weights is None else jnp.swapaxes(lim_weights, 0, 1))

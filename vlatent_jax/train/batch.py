@@ -124,6 +124,8 @@ def pad_batch(batch: dict[str, Any], config: ModelConfig, prompt_len: int, num_s
     out["attention_mask"] = left(batch["attention_mask"], 1, False)
     out["position_ids"] = left(batch["position_ids"], 2)
     out["align_weights"] = left(batch["align_weights"], 2)
+    if "teacher_trajectory" in batch:  # [B,K,P] over prompt positions, like the pooling weights
+      out["teacher_trajectory"] = left(batch["teacher_trajectory"], 2)
     if "feature_index" in batch:
       out["feature_index"] = left(batch["feature_index"], 1, -1)
   if not num_slices:

@@ -50,7 +50,8 @@ def compute_losses(module, batch: dict[str, Any], latent: LatentConfig, diagnost
     sees = jnp.zeros(batch["targets"].shape[:1], bool)
   out = self_forcing_rollout(module, batch, num_latents=k, use_lim=latent.use_lim,
                              grad_steps=None if latent.grad_steps < 0 else latent.grad_steps,
-                             attention_to_video=diagnostics, answer_sees_video=sees)
+                             attention_to_video=diagnostics, answer_sees_video=sees,
+                             lim_attention=latent.effective_trajectory_weight > 0)
   l_ans = losses.answer_loss(out.logits, batch["targets"], _answer_mask(batch, latent))
   metrics = {"answer_loss": l_ans}
   if diagnostics:
@@ -73,6 +74,11 @@ def compute_losses(module, batch: dict[str, Any], latent: LatentConfig, diagnost
       l_align = align_fn(pred, goal, has_target)
       metrics["align_loss"] = l_align
       total = total + latent.effective_align_weight * share("align_loss") * l_align
+    if latent.effective_trajectory_weight > 0:
+      l_traj = losses.trajectory_kl_loss(out.lim_attention, jax.lax.stop_gradient(batch["teacher_trajectory"]),
+                                         _trajectory_mask(batch, latent_mask))
+      metrics["trajectory_loss"] = l_traj
+      total = total + latent.effective_trajectory_weight * share("trajectory_loss") * l_traj
     if latent.effective_diversity_weight > 0:
       if latent.diversity_loss == "gram":
         l_div = losses.latent_diversity_loss(out.latents, latent_mask)
@@ -107,6 +113,11 @@ def _align_mask(batch, latent_mask: jax.Array) -> jax.Array:
   return (jnp.sum(batch["align_weights"], axis=-1) > 0).astype(jnp.float32) * latent_mask
 
 
+def _trajectory_mask(batch, latent_mask: jax.Array) -> jax.Array:
+  """[B, K] latents whose teacher trajectory has mass (an example without video has none)."""
+  return (jnp.sum(batch["teacher_trajectory"], axis=-1) > 0).astype(jnp.float32) * latent_mask
+
+
 def term_counts(batch, latent: LatentConfig) -> dict[str, jax.Array]:
   """Per example [B]: how many items each mean of `compute_losses` takes from it (answer tokens, latents
   with a target, examples with latents or latent pairs). Metrics not named here are plain means."""
@@ -118,6 +129,8 @@ def term_counts(batch, latent: LatentConfig) -> dict[str, jax.Array]:
     counts["align_loss"] = jnp.sum(_align_mask(batch, mask), axis=-1)
     counts["diversity_loss"] = (per_example > 0).astype(jnp.float32) if latent.diversity_loss == "gram" else pairs
     counts["latent_cosine"] = pairs
+    if latent.effective_trajectory_weight > 0:
+      counts["trajectory_loss"] = jnp.sum(_trajectory_mask(batch, mask), axis=-1)
   return counts
 
 

@@ -21,7 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
                  param_dtype="float32", remat="full", scan_layers=True, attention="auto")
   c.latent = dict(mode="videolatent", num_latents=8, grad_steps=-1, stop_early=False, num_heads=16,
                   align_weight=1.0, diversity_weight=0.1, align_target="mean_pool", align_loss="cosine",
-                  diversity_loss="gram", diversity_margin=0.5, end_token_loss=True)
+                  diversity_loss="gram", diversity_margin=0.5, end_token_loss=True,
+                  sensory_gating=(), trajectory_weight=0.0)
   c.optim = dict(learning_rate=1e-5, warmup_steps=100, end_learning_rate_ratio=0.1, weight_decay=0.01,
                  b1=0.9, b2=0.95, clip_norm=1.0, frozen=("vision",))
   c.train = dict(steps=5000, seed=0, batch_size=64, log_every_steps=10, eval_every_steps=500, profile_start_step=0,

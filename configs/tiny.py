@@ -37,7 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
   )
   c.latent = dict(mode="videolatent", num_latents=4, curriculum=0, latents_per_step=1, grad_steps=-1,
                   stop_early=False, num_heads=4, align_weight=1.0, diversity_weight=0.1, align_target="mean_pool",
-                  align_loss="cosine", diversity_loss="gram", diversity_margin=0.5, end_token_loss=True)
+                  align_loss="cosine", diversity_loss="gram", diversity_margin=0.5, end_token_loss=True,
+                  sensory_gating=(), trajectory_weight=0.0)
   c.optim = dict(learning_rate=1e-3, warmup_steps=20, end_learning_rate_ratio=0.1, weight_decay=0.01,
                  b1=0.9, b2=0.95, clip_norm=1.0, frozen=(), lr_scale={})
   c.train = dict(steps=300, seed=0, batch_size=16, log_every_steps=10, eval_every_steps=100, profile_start_step=0,

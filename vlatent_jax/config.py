@@ -122,6 +122,11 @@ class LatentConfig:
     return self.diversity_weight if self.mode == "videolatent" else 0.0
 
   @property
+  def needs_teacher(self) -> bool:
+    """Training reads a teacher's outputs beside the data (`train/teacher.py`)."""
+    return (self.align_target == "teacher" and self.effective_align_weight > 0) or self.effective_trajectory_weight > 0
+
+  @property
   def effective_trajectory_weight(self) -> float:  # the trajectory is the LIM's attention: videolatent only
     return self.trajectory_weight if self.mode == "videolatent" else 0.0
 

@@ -48,17 +48,23 @@ def answer_attention(module, batch, prompt_embeds: jax.Array) -> jax.Array:
   last decoder layer's attention probabilities (the decoder's own, `return_weights`), averaged over
   heads and answer tokens.
   """
+  return answer_pass(module, batch, prompt_embeds)[0]
+
+
+def answer_pass(module, batch, prompt_embeds: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """`answer_attention` [B,P] and the same pass's final hidden states at the prompt positions [B,P,D], both
+  stop-gradient (a LaViT teacher pools the second along the first)."""
   llm = module.llm
   p = prompt_embeds.shape[1]
   answer = batch["answer_ids"]
   embeds = jnp.concatenate([prompt_embeds, llm.embed(answer)], 1)
   positions = jnp.concatenate([batch["position_ids"], text_positions(batch["next_position"], answer.shape[1])], 2)
   key_valid = jnp.concatenate([batch["attention_mask"], batch["answer_mask"] > 0], 1)
-  _, _, weights = llm(embeds, positions, causal_mask(key_valid, 0, embeds.shape[1]), return_weights="last")
+  hidden, _, weights = llm(embeds, positions, causal_mask(key_valid, 0, embeds.shape[1]), return_weights="last")
   probs = weights[-1][:, :, p:, :p]  # answer queries over prompt keys [B,N,A,P]
   answer_w = (batch["answer_mask"] > 0).astype(jnp.float32)
   relevance = jnp.einsum("bnts,bt->bs", probs, answer_w) / jnp.maximum(answer_w.sum(-1, keepdims=True), 1.0)
-  return jax.lax.stop_gradient(relevance / probs.shape[1])
+  return jax.lax.stop_gradient(relevance / probs.shape[1]), jax.lax.stop_gradient(hidden[:, :p])
 
 
 def attention_weighted(weights: jax.Array, relevance: jax.Array) -> jax.Array:

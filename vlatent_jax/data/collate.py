@@ -27,6 +27,8 @@ class Example:
   video_grid_thw: np.ndarray | None = None       # [V, 3]
   second_per_grid_ts: np.ndarray | None = None   # [V]
   reasoning_ids: list[list[int]] | None = None   # targets after dropping the first s rationale steps, s = 0..n
+  teacher_targets: np.ndarray | None = None      # [K, D] LaViT: the teacher's visual semantics per latent step
+  teacher_trajectory: np.ndarray | None = None   # [K, M] per latent step, a distribution over the M video tokens
 
   @property
   def rationale_steps(self) -> int:

@@ -100,12 +100,48 @@ class DecodedExample:
   position: int = 0
 
 
+TEACHER_DIR = "teacher"  # <data>/teacher/: one teacher record per example, the data's shard names (train/teacher.py)
+
+
+def teacher_shard_paths(data_dir: str) -> list[str]:
+  """The teacher shards beside `data_dir`'s shards, checked to pair with them one to one."""
+  folder = os.path.join(data_dir, TEACHER_DIR)
+  spec = os.path.join(folder, "spec.json")
+  if not os.path.isfile(spec):
+    raise FileNotFoundError(f"{data_dir}: no teacher targets ({spec} is missing); write them with "
+                            f"python -m vlatent_jax.train.teacher --teacher CKPT --data {data_dir} --num-latents K")
+  shards = shard_paths(data_dir)
+  paired = [os.path.join(folder, os.path.basename(p)) for p in shards]
+  missing = [p for p in paired if not os.path.isfile(p)]
+  if missing:
+    raise FileNotFoundError(f"{folder}: teacher shard {missing[0]} is missing")
+  if len(grain.sources.ArrayRecordDataSource(paired)) != len(grain.sources.ArrayRecordDataSource(shards)):
+    raise ValueError(f"{folder}: the teacher shards hold another number of records than {data_dir}'s")
+  return paired
+
+
+class PairedSource:
+  """Record i of the data shards with record i of their teacher shards (grain's random-access protocol)."""
+
+  def __init__(self, data_dir: str):
+    self.data = grain.sources.ArrayRecordDataSource(shard_paths(data_dir))
+    self.teacher = grain.sources.ArrayRecordDataSource(teacher_shard_paths(data_dir))
+
+  def __len__(self) -> int:
+    return len(self.data)
+
+  def __getitem__(self, index: int) -> tuple[bytes, bytes]:
+    return self.data[index], self.teacher[index]
+
+
 @dataclasses.dataclass(frozen=True)
 class Decode:
-  """Record bytes -> DecodedExample with the stored uint8 patches. Module-level: workers unpickle it."""
+  """Record bytes (or a (record, teacher record) pair) -> DecodedExample with the stored uint8 patches.
+  Module-level: workers unpickle it."""
   processor: VideoProcessorConfig
 
-  def __call__(self, position: int, blob: bytes) -> DecodedExample:
+  def __call__(self, position: int, blob) -> DecodedExample:
+    blob, teacher = blob if isinstance(blob, tuple) else (blob, None)
     r = records.decode(blob)
     meta = r.get("meta") or {}
     patches = np.asarray(r["patches"], np.uint8)
@@ -119,7 +155,15 @@ class Decode:
         video_grid_thw=None if pixels is None else np.asarray(r["video_grid_thw"], np.int64).reshape(-1, 3),
         second_per_grid_ts=None if pixels is None else np.asarray(r["second_per_grid_ts"], np.float32).reshape(-1),
         reasoning_ids=[np.asarray(ids).tolist() for ids in r["reasoning_ids"]] if r.get("reasoning_ids") else None)
-    return DecodedExample(str(meta.get("id", meta.get("line", "?"))), example, position)
+    example_id = str(meta.get("id", meta.get("line", "?")))
+    if teacher is not None:
+      t = records.decode(teacher)
+      if t.get("id") != example_id:
+        raise ValueError(f"teacher record {t.get('id')!r} is paired with example {example_id!r}: the teacher "
+                         "targets were written for other data")
+      example = dataclasses.replace(example, teacher_targets=np.asarray(t["teacher_targets"], np.float32),
+                                    teacher_trajectory=np.asarray(t["teacher_trajectory"], np.float32))
+    return DecodedExample(example_id, example, position)
 
 
 def bucket_lengths(max_prompt_len: int, smallest: int = SMALLEST_PROMPT_BUCKET) -> tuple[int, ...]:
@@ -194,7 +238,8 @@ def make_dataset(data_dir: str, *, batch_fn: BatchFn,
                  shuffle: bool = True, num_epochs: int | None = None,
                  process_index: int | None = None, process_count: int | None = None, num_workers: int = 0,
                  prompt_buckets: Sequence[int] | None = None, max_prompt_len: int | None = None,
-                 drop_remainder: bool = True, read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
+                 drop_remainder: bool = True, read_options: grain.ReadOptions | None = None,
+                 teacher: bool = False) -> grain.IterDataset:
   """The training stream of `data_dir` (see the module docstring); iterate it for numpy batch dicts.
 
   `batch_fn` lays each batch of examples out (`train.batch.make_dataset` binds the model's);
@@ -205,7 +250,7 @@ def make_dataset(data_dir: str, *, batch_fn: BatchFn,
   (a batch of real videos is large: keep the buffer small). `schedule` picks latent steps and targets
   per training step (default: `num_latents` slots and the plain answer); `final_stage` holds it at its
   last stage (validation). Prompt buckets: `prompt_buckets`, else `bucket_lengths(max_prompt_len)`,
-  else DEFAULT_PROMPT_BUCKETS.
+  else DEFAULT_PROMPT_BUCKETS. `teacher` pairs every example with its teacher record (`TEACHER_DIR`).
   """
   if (schedule is None) == (num_latents is None):
     raise ValueError("pass exactly one of num_latents and schedule")
@@ -229,7 +274,8 @@ def make_dataset(data_dir: str, *, batch_fn: BatchFn,
     raise ValueError(f"{data_dir}: shards hold patches of {processor.patch_dim} values but the model "
                      f"expects {patch_dim}")
 
-  ds = grain.MapDataset.source(grain.sources.ArrayRecordDataSource(shard_paths(data_dir)))
+  source = PairedSource(data_dir) if teacher else grain.sources.ArrayRecordDataSource(shard_paths(data_dir))
+  ds = grain.MapDataset.source(source)
   if shuffle:
     ds = ds.seed(seed).shuffle()
   ds = ds.repeat(num_epochs)

@@ -12,6 +12,13 @@ with dtype and shape, and nothing is ever unpickled. Fields:
     meta              dict                id, line, video, question, answer, options, question_type (JSON types)
     reasoning_ids     [int32 [R_s]]       optional: the target after s rationale steps are dropped, s = 0..n
                                           (`prompts.reasoning_texts` + end-of-turn), for cot / curriculum training
+
+A teacher record (LaViT; `train/teacher.py` writes one per example into `<data>/teacher/`, same shard names and
+order) holds:
+
+    teacher_targets    float32 [K, D]     the teacher's visual semantics per latent step
+    teacher_trajectory float32 [K, M]     per latent step, a distribution over the example's M video tokens
+    id                 str                the example's meta id (checked when the two are read together)
 """
 
 from __future__ import annotations
@@ -41,6 +48,14 @@ def encode(record: dict[str, Any]) -> bytes:
   if record.get("reasoning_ids") is not None:
     body["reasoning_ids"] = [np.asarray(ids, np.int32) for ids in record["reasoning_ids"]]
   return pack(body)
+
+
+def encode_teacher(targets: np.ndarray, trajectory: np.ndarray, example_id: str) -> bytes:
+  targets, trajectory = np.asarray(targets, np.float32), np.asarray(trajectory, np.float32)
+  if targets.ndim != 2 or trajectory.ndim != 2 or targets.shape[0] != trajectory.shape[0]:
+    raise ValueError(f"example {example_id!r}: teacher targets {targets.shape} and trajectory {trajectory.shape} "
+                     "must be [K, D] and [K, M]")
+  return pack({"version": VERSION, "teacher_targets": targets, "teacher_trajectory": trajectory, "id": example_id})
 
 
 def decode(blob: bytes) -> dict[str, Any]:

@@ -4,6 +4,8 @@
     targets     (<|latent_end|> when K > 0) + answer (or a rationale + answer), right-padded to a fixed length
     latent_mask [B,K] which of the K latent slots each example uses (a curriculum stage may use fewer)
     align_weights  [B,K,P] mean-pooling weights of each latent's temporal video segment
+    teacher_targets [B,K,D], teacher_trajectory [B,K,P]   LaViT, when the examples carry a teacher's outputs
+                   (the trajectory placed on each example's video-token positions)
     vision, feature_index, position_ids, next_position   `models.inputs.prepare_batch`, per-example layout
 
 data/ stacks examples with numbers only (`data.collate.stack`); the layout here needs the model config,
@@ -43,21 +45,9 @@ def collate(examples: list[Example], config: ModelConfig, *, num_latents: int, m
                            stacked.video_grid_thw, stacked.second_per_grid_ts, left_align=True,
                            seq_len=prompt_len or stacked.prompt_ids.shape[1], per_example=True)
 
-  latent_steps = stacked.latent_mask.sum(1)
-  align = np.zeros((len(examples), k, prepared.input_ids.shape[1]), np.float32)
-  merge = config.vision.merge_unit
-  for i, e in enumerate(examples):
-    if e.pixel_values_videos is None or not latent_steps[i]:
-      continue
-    grid = np.asarray(e.video_grid_thw).reshape(-1, 3)
-    slice_ids, offset = [], 0
-    for t, h, w in grid.tolist():
-      slice_ids.append(np.repeat(np.arange(t) + offset, h * w // merge))
-      offset += t
-    positions = np.nonzero(prepared.feature_index[i] >= 0)[0]
-    align[i, :latent_steps[i]] = segment_weights(positions, np.concatenate(slice_ids), offset, int(latent_steps[i]),
-                                                 align.shape[-1])
-
+  seq = prepared.input_ids.shape[1]
+  align = segment_pooling(examples, prepared.feature_index, stacked.latent_mask.sum(1), k, config.vision.merge_unit,
+                          seq)
   batch = {"input_ids": prepared.input_ids, "attention_mask": prepared.attention_mask,
            "position_ids": prepared.position_ids, "next_position": prepared.next_position,
            "targets": stacked.targets, "target_mask": stacked.target_mask, "answer_ids": stacked.answer_ids,
@@ -65,7 +55,47 @@ def collate(examples: list[Example], config: ModelConfig, *, num_latents: int, m
   if prepared.vision is not None:
     batch["vision"] = prepared.vision
     batch["feature_index"] = prepared.feature_index
+  if k and any(e.teacher_targets is not None for e in examples):  # sft (K = 0) has no latent to align
+    batch.update(_teacher_fields(examples, prepared.feature_index, k, seq))
   return batch
+
+
+def segment_pooling(examples: list[Example], feature_index: np.ndarray | None, steps, num_latents: int,
+                    merge: int, seq_len: int) -> np.ndarray:
+  """[B, K, seq_len] `targets.segment_weights` of each example over its prompt positions, for its first
+  steps[i] latents (the rest, and examples without video, get zeros)."""
+  b, p = len(examples), seq_len
+  weights = np.zeros((b, num_latents, p), np.float32)
+  for i, e in enumerate(examples):
+    if e.pixel_values_videos is None or not steps[i]:
+      continue
+    slice_ids, offset = [], 0
+    for t, h, w in np.asarray(e.video_grid_thw).reshape(-1, 3).tolist():
+      slice_ids.append(np.repeat(np.arange(t) + offset, h * w // merge))
+      offset += t
+    positions = np.nonzero(feature_index[i] >= 0)[0]
+    weights[i, :steps[i]] = segment_weights(positions, np.concatenate(slice_ids), offset, int(steps[i]), p)
+  return weights
+
+
+def _teacher_fields(examples: list[Example], feature_index: np.ndarray | None, k: int,
+                    p: int) -> dict[str, np.ndarray]:
+  """teacher_targets [B,K,D] and teacher_trajectory [B,K,P] (each example's [K, M] put on its M video-token
+  positions), checked against the batch's latent slots and video tokens."""
+  shapes = {np.asarray(e.teacher_targets).shape if e.teacher_targets is not None else None for e in examples}
+  if None in shapes or len(shapes) != 1 or next(iter(shapes))[0] != k:
+    raise ValueError(f"teacher targets of shapes {sorted(map(str, shapes))} in one batch; every example needs "
+                     f"[K, D] with K = {k} latent steps (write them with --num-latents {k})")
+  targets = np.stack([np.asarray(e.teacher_targets, np.float32) for e in examples])
+  trajectory = np.zeros((len(examples), k, p), np.float32)
+  for i, e in enumerate(examples):
+    positions = np.zeros(0, np.int64) if feature_index is None else np.nonzero(feature_index[i] >= 0)[0]
+    t = np.asarray(e.teacher_trajectory, np.float32)
+    if t.shape != (k, len(positions)):
+      raise ValueError(f"example {i} of the batch: teacher trajectory {t.shape}, expected {(k, len(positions))} "
+                       "(K latent steps over its video tokens): written for another video preprocessing?")
+    trajectory[i][:, positions] = t
+  return {"teacher_targets": targets, "teacher_trajectory": trajectory}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -98,7 +98,8 @@ def validate(eval_fn, params, val_dir: str, model_config: ModelConfig, config: E
   dataset = model_batch.make_dataset(
       val_dir, model_config=model_config, schedule=target_schedule(config), final_stage=True,
       batch_size=config.train.batch_size // jax.process_count(), max_answer_len=config.data.max_answer_len,
-      seed=0, shuffle=False, num_epochs=1, prompt_buckets=(config.data.max_prompt_len,))
+      seed=0, shuffle=False, num_epochs=1, prompt_buckets=(config.data.max_prompt_len,),
+      teacher=config.latent.needs_teacher)
   totals, count = {}, 0
   for batch in dataset:
     batch = sharding.shard_batch(common_shapes(batch, model_config), mesh)
@@ -166,7 +167,7 @@ def train(config: ExperimentConfig, workdir) -> dict:
   dataset = model_batch.make_dataset(
       paths.train, model_config=model_config, schedule=target_schedule(config),
       batch_size=global_batch // jax.process_count(), max_answer_len=config.data.max_answer_len,
-      seed=config.train.seed, num_workers=config.data.num_workers,
+      seed=config.train.seed, num_workers=config.data.num_workers, teacher=config.latent.needs_teacher,
       **({"max_prompt_len": config.data.max_prompt_len} if config.data.bucket_prompts
          else {"prompt_buckets": (config.data.max_prompt_len,)}))
   data_iter = iter(dataset)

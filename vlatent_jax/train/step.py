@@ -64,6 +64,9 @@ def compute_losses(module, batch: dict[str, Any], latent: LatentConfig, diagnost
       weights = batch["align_weights"]
       if latent.align_target == "teacher":
         goal = jax.lax.stop_gradient(batch["teacher_targets"].astype(jnp.float32))
+        if goal.shape[-1] != out.latents.shape[-1]:
+          raise ValueError(f"teacher targets of width {goal.shape[-1]}, but latent alignment predicts the "
+                           f"model's width {out.latents.shape[-1]}: use a teacher of the same hidden size")
       else:
         if latent.align_target == "attention_pool":
           weights = targets.attention_weighted(weights, targets.answer_attention(module, batch, out.prompt_embeds))

@@ -103,7 +103,7 @@ def _cli(workdir, *extra):
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("experiment")
-  out = _cli(workdir, "--modes=sft,cot,videolatent_curriculum")
+  out = _cli(workdir, "--modes=sft,cot,videolatent_curriculum,videolatent_lavit")
   return workdir, out
 
 
@@ -111,8 +111,8 @@ def test_experiment_writes_results_and_models(small_run, tmp_path):
   workdir, out = small_run
   with open(workdir / "results.json") as f:
     results = json.load(f)
-  assert set(results["table"]) == {"sft", "cot", "videolatent_curriculum"}
-  assert {r["mode"] for r in results["runs"]} == {"sft", "cot", "videolatent_curriculum"}
+  rows = {"sft", "cot", "videolatent_curriculum", "videolatent_lavit"}
+  assert set(results["table"]) == rows and {r["mode"] for r in results["runs"]} == rows
   for run in results["runs"]:
     assert run["n"] == 12 and run["best_step"] in (2, 4)
   assert results["meta"]["stage1"]["n"] == 12 and set(results["meta"]["stage1"]["per_kind"])
@@ -125,7 +125,12 @@ def test_experiment_writes_results_and_models(small_run, tmp_path):
   data = tmp_path / "other"
   subprocess.run([sys.executable, "-m", "vlatent_jax.data.synthetic", "--out", str(data), "--seed", "7",
                   "--train", "0", "--val", "0", "--test", "6"], check=True, cwd=ROOT, env=ENV, capture_output=True)
-  for mode in ("cot", "videolatent_curriculum"):
+  # The LaViT row learned from the stage-1 model's teacher targets, written beside both splits' shards.
+  for split in ("train", "val"):
+    [folder] = [d for d in (workdir / "data").rglob("teacher") if d.parent.name == f"{split}_shards"]
+    spec = json.loads((folder / "spec.json").read_text())
+    assert spec["teacher"] == str(workdir / "pretrained" / "model") and spec["note"]["stage1"]
+  for mode in ("cot", "videolatent_curriculum", "videolatent_lavit"):
     proc = subprocess.run([sys.executable, "-m", "vlatent_jax.eval", "--ckpt", str(workdir / "runs" / f"{mode}_seed0" / "model"),
                            "--bench", "embedded", "--data", str(data / "test.jsonl"), "--out", str(tmp_path / mode),
                            "--no-progress"], cwd=ROOT, env=ENV, capture_output=True, text=True)

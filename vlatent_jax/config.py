@@ -64,13 +64,8 @@ class LatentConfig:
   diversity_loss: str = "gram"    # gram (||Zn Zn^T - I||_F^2 / K^2) | hinge (pairwise cosine above margin)
   diversity_margin: float = 0.5  # hinge: pairwise cosine allowed before it is penalised
   end_token_loss: bool = True     # also learn to predict <|latent_end|> after the K-th latent
-  # LaViT's curriculum sensory gating: (start, end) fractions of training over which the share of examples whose
-  # answer tokens may not attend to the video tokens rises from 0 to 1 (the latents keep their access); the
-  # trained model then answers that way at inference too. () = off.
-  sensory_gating: tuple = ()
-  # LaViT's attention-trajectory loss: KL(teacher || LIM attention) per latent step, with the teacher's
-  # distributions over prompt positions given by the data (`teacher_trajectory` [B,K,P]). 0 = off.
-  trajectory_weight: float = 0.0
+  sensory_gating: tuple = ()      # LaViT: (start, end) fractions of training over which answers lose the video; () = off
+  trajectory_weight: float = 0.0  # LaViT: weight of KL(teacher trajectory || LIM attention) per latent step
 
   def __post_init__(self):
     _require(self.mode in MODES, "latent.mode", f"{self.mode!r} is not one of {MODES}")

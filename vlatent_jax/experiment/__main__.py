@@ -26,9 +26,10 @@ import shutil
 import threading
 import time
 
+from vlatent_jax.data import pipeline
 from vlatent_jax.experiment import jobs, report
 from vlatent_jax.experiment.presets import PRESETS
-from vlatent_jax.experiment.rows import DEFAULT_ROWS, ROWS, check, uses_rationale
+from vlatent_jax.experiment.rows import DEFAULT_ROWS, ROWS, check, needs_teacher, uses_rationale
 
 CHANCE = "multiple choice 25% (4 options); count_events 20% (1-5); sum_digits about 5% (0-18)"
 K_SWEEP = (0, 2, 4, 8)
@@ -121,6 +122,24 @@ def stage1(root: str, preset, bench: dict, cache_dir: str) -> dict:
   print(f"[experiment] stage 1: held-out perception accuracy {100 * summary['accuracy']:.1f}% "
         f"{ {k: round(100 * v, 1) for k, v in summary['per_kind'].items()} }", flush=True)
   return summary
+
+
+def teachers(preset, a, bench: dict, pretrained: dict, cache_dir: str) -> None:
+  """Rows that learn from a teacher (LaViT) read the stage-1 model's outputs beside the benchmark's shards,
+  written once per stage-1 model and K."""
+  rows = [r for r in a.modes if needs_teacher(r)]
+  if not rows:
+    return
+  ks = {jobs.build_config(preset.config_path, preset.stage2, ROWS[r]).latent.num_latents for r in rows}
+  if len(ks) != 1:
+    raise SystemExit(f"--modes: the teacher rows {rows} use different numbers of latent steps {sorted(ks)}")
+  k, note = ks.pop(), {"stage1": pretrained["fingerprint"]}
+  written = [os.path.join(bench[s], pipeline.TEACHER_DIR, "spec.json") for s in ("train", "val")]
+  if all(os.path.isfile(p) and _read(p).get("note") == note and _read(p).get("num_latents") == k for p in written):
+    return
+  print(f"[experiment] teacher targets of the stage-1 model, K = {k}", flush=True)
+  run_in_lanes(jobs.teacher_job, [{"teacher": pretrained["model"], "data": [bench["train"], bench["val"]],
+                                   "num_latents": k, "note": note, "cache_dir": cache_dir}], [None])
 
 
 # ------------------------------------------------------------------ stage 2
@@ -227,6 +246,7 @@ def main(argv=None) -> dict:
   os.makedirs(root, exist_ok=True)
   bench = ensure_benchmark(root, preset.counts)
   pretrained = stage1(root, preset, bench, cache_dir)
+  teachers(preset, a, bench, pretrained, cache_dir)
   specs = run_specs(root, preset, a, bench, pretrained, cache_dir)
   todo = [s for s in specs if finished(s) is None]
   for s in todo:

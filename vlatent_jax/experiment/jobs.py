@@ -93,6 +93,13 @@ def _round(n: int, multiple: int = 16) -> int:
   return -(-(n + 1) // multiple) * multiple
 
 
+def teacher_job(spec: dict) -> list[dict]:
+  """LaViT rows: the stage-1 model's teacher targets beside the benchmark's train and val shards."""
+  start_child(spec.get("cores"), spec["cache_dir"])
+  from vlatent_jax.train.teacher import write_teacher_targets
+  return [write_teacher_targets(spec["teacher"], data, spec["num_latents"], note=spec["note"]) for data in spec["data"]]
+
+
 # ------------------------------------------------------------------ stage 2
 
 

@@ -17,8 +17,15 @@ ROWS: dict[str, dict] = {
     # ablations: one latent self-forcing objective off
     "videolatent_no_align": {"latent": {"mode": "videolatent", "align_weight": 0.0}},
     "videolatent_no_div": {"latent": {"mode": "videolatent", "diversity_weight": 0.0}},
-    # LaViT's curriculum sensory gating: the answer's direct view of the video withdrawn over the first half
-    "videolatent_gated": {"latent": {"mode": "videolatent", "sensory_gating": (0.0, 0.5)}},
+    # LaViT: the stage-1 model as teacher (its visual semantics as alignment targets, its attention trajectory
+    # as the LIM's), the answer's direct view of the video withdrawn over the first half; and each part alone off
+    "videolatent_lavit": {"latent": {"mode": "videolatent", "align_target": "teacher", "trajectory_weight": 1.0,
+                                     "sensory_gating": (0.0, 0.5)}},
+    "videolatent_lavit_no_trajectory": {"latent": {"mode": "videolatent", "align_target": "teacher",
+                                                   "sensory_gating": (0.0, 0.5)}},
+    "videolatent_lavit_no_gating": {"latent": {"mode": "videolatent", "align_target": "teacher",
+                                               "trajectory_weight": 1.0}},
+    "videolatent_gated": {"latent": {"mode": "videolatent", "sensory_gating": (0.0, 0.5)}},  # gating alone
 }
 DEFAULT_ROWS = ("sft", "cot", "continuous_thought", "videolatent", "videolatent_curriculum")
 
@@ -28,6 +35,12 @@ def check(names: list[str]) -> list[str]:
   if unknown:
     raise SystemExit(f"--modes: unknown {unknown}; choose from {sorted(ROWS)}")
   return names
+
+
+def needs_teacher(name: str) -> bool:
+  """The row trains against teacher outputs written beside the data (`train/teacher.py`)."""
+  latent = ROWS[name]["latent"]
+  return latent.get("align_target") == "teacher" or latent.get("trajectory_weight", 0) > 0
 
 
 def uses_rationale(name: str) -> bool:

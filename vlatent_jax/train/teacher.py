@@ -53,8 +53,10 @@ def _sha256(path: str) -> str:
     return hashlib.sha256(f.read()).hexdigest()
 
 
-def write_teacher_targets(teacher: str, data_dir: str, num_latents: int, batch_size: int = 8) -> dict:
-  """Writes DIR/teacher/ (see the module docstring) and returns its spec."""
+def write_teacher_targets(teacher: str, data_dir: str, num_latents: int, batch_size: int = 8,
+                          note: dict | None = None) -> dict:
+  """Writes DIR/teacher/ (see the module docstring) and returns its spec (with `note`, e.g. what made the
+  teacher, for a caller that decides when to write them again)."""
   from array_record.python.array_record_module import ArrayRecordWriter
 
   from vlatent_jax.inference import load
@@ -96,7 +98,8 @@ def write_teacher_targets(teacher: str, data_dir: str, num_latents: int, batch_s
     writer.close()
   spec = {"teacher": os.path.abspath(teacher), "num_latents": num_latents, "hidden_size": model.config.llm.hidden_size,
           "records": count, "shards": [os.path.basename(s) for s in shards],
-          "data_spec_sha256": _sha256(os.path.join(data_dir, "spec.json")), "seconds": round(time.time() - start, 2)}
+          "data_spec_sha256": _sha256(os.path.join(data_dir, "spec.json")), "seconds": round(time.time() - start, 2),
+          "note": note or {}}
   with open(os.path.join(partial, "spec.json"), "w") as f:
     json.dump(spec, f, indent=1)
   shutil.rmtree(folder, ignore_errors=True)

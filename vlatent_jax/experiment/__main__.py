@@ -29,7 +29,7 @@ import time
 from vlatent_jax.data import pipeline
 from vlatent_jax.experiment import jobs, report
 from vlatent_jax.experiment.presets import PRESETS
-from vlatent_jax.experiment.rows import DEFAULT_ROWS, ROWS, check, needs_teacher, uses_rationale
+from vlatent_jax.experiment.rows import DEFAULT_ROWS, ROWS, check, uses_rationale
 
 CHANCE = "multiple choice 25% (4 options); count_events 20% (1-5); sum_digits about 5% (0-18)"
 K_SWEEP = (0, 2, 4, 8)
@@ -127,10 +127,11 @@ def stage1(root: str, preset, bench: dict, cache_dir: str) -> dict:
 def teachers(preset, a, bench: dict, pretrained: dict, cache_dir: str) -> None:
   """Rows that learn from a teacher (LaViT) read the stage-1 model's outputs beside the benchmark's shards,
   written once per stage-1 model and K."""
-  rows = [r for r in a.modes if needs_teacher(r)]
+  latents = {r: jobs.build_config(preset.config_path, preset.stage2, ROWS[r]).latent for r in a.modes}
+  rows = [r for r, latent in latents.items() if latent.needs_teacher]
   if not rows:
     return
-  ks = {jobs.build_config(preset.config_path, preset.stage2, ROWS[r]).latent.num_latents for r in rows}
+  ks = {latents[r].num_latents for r in rows}
   if len(ks) != 1:
     raise SystemExit(f"--modes: the teacher rows {rows} use different numbers of latent steps {sorted(ks)}")
   k, note = ks.pop(), {"stage1": pretrained["fingerprint"]}

@@ -37,12 +37,6 @@ def check(names: list[str]) -> list[str]:
   return names
 
 
-def needs_teacher(name: str) -> bool:
-  """The row trains against teacher outputs written beside the data (`train/teacher.py`)."""
-  latent = ROWS[name]["latent"]
-  return latent.get("align_target") == "teacher" or latent.get("trajectory_weight", 0) > 0
-
-
 def uses_rationale(name: str) -> bool:
   latent = ROWS[name]["latent"]
   return latent["mode"] == "cot" or latent.get("curriculum", 0) > 0

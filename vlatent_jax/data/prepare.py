@@ -107,7 +107,8 @@ class PromptBuilder:
     return [self.answer_ids(text) for text in reasoning_texts(row.rationale, row.answer)]
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+  """Hex SHA-256 of a file, read in 1 MiB blocks."""
   h = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
@@ -138,9 +139,9 @@ def _fingerprint(args, manifest_path, tokenizer_dir, config, policy) -> str:
   from vlatent_jax.data import records
 
   inputs = {
-      "manifest": [manifest_path, _sha256(manifest_path)], "format": args.format, "decoder": args.decoder,
+      "manifest": [manifest_path, file_sha256(manifest_path)], "format": args.format, "decoder": args.decoder,
       "policy": dataclasses.asdict(policy), "processor": dataclasses.asdict(config), "shard_size": args.shard_size,
-      "tokenizer": sorted((n, _sha256(os.path.join(tokenizer_dir, n))) for n in TOKENIZER_FILES
+      "tokenizer": sorted((n, file_sha256(os.path.join(tokenizer_dir, n))) for n in TOKENIZER_FILES
                           if os.path.isfile(os.path.join(tokenizer_dir, n))),
       "record_version": records.VERSION, "spec_version": SPEC_VERSION}
   return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]

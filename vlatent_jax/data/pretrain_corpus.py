@@ -62,6 +62,7 @@ import zlib
 import numpy as np
 
 from vlatent_jax.data import preprocess, render, synthetic, video
+from vlatent_jax.data.prepare import file_sha256
 from vlatent_jax.data.prompts import OPTION_LETTERS, user_text
 from vlatent_jax.data.render import DIRECTIONS, QUADRANTS, Event
 from vlatent_jax.data.synthetic import noun
@@ -373,11 +374,6 @@ def shard_name(k: int, n: int) -> str:
   return f"shard-{k:05d}-of-{n:05d}.array_record"
 
 
-def _sha256(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
-
-
 def _results(jobs: list, settings: dict, workers: int):
   """Chunk results in job order; at most 2 chunks ahead per worker (bounded memory)."""
   if workers < 1:
@@ -413,7 +409,7 @@ def build_corpus(out_dir: str, tokenizer_dir: str, *, clips: int, seed: int, exc
   inputs = {"version": SPEC_VERSION, "record_version": records.VERSION, "clips": clips, "seed": seed,
             "frames": frames, "size": size, "fps": fps, "shard_size": shard_size, "chunk": CHUNK,
             "exclude": hashlib.sha256("\n".join(sorted(exclude)).encode()).hexdigest(),
-            "tokenizer": sorted((n, _sha256(os.path.join(tokenizer_dir, n))) for n in os.listdir(tokenizer_dir)
+            "tokenizer": sorted((n, file_sha256(os.path.join(tokenizer_dir, n))) for n in os.listdir(tokenizer_dir)
                                 if os.path.isfile(os.path.join(tokenizer_dir, n)))}
   fingerprint = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -3,9 +3,8 @@
     python -m vlatent_jax.train.teacher --teacher CKPT --data DIR --num-latents K [--batch-size 8]
 
 The teacher (a vlatent_jax checkpoint or an HF Qwen2.5-VL directory: a larger model, or the embedded
-experiment's stage-1 model) reads
-each prepared example in a teacher-forced plain pass (prompt + answer, no latents). From its last decoder
-layer it gives the answer tokens' attention over the video tokens (`targets.answer_pass`, the pass the
+experiment's stage-1 model) reads each prepared example in a teacher-forced plain pass (prompt + answer, no
+latents). From its last decoder layer it gives the answer tokens' attention over the video tokens (`targets.answer_pass`, the pass the
 attention_pool target uses); cut into the K temporal segments of `targets.segment_weights`, this is
 
   teacher_trajectory [K, M]  step k: the attention restricted to segment k's video tokens, renormalised
@@ -20,7 +19,6 @@ with a spec.json; the folder appears under its name only once complete. Training
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +32,7 @@ from flax import nnx
 
 from vlatent_jax import targets
 from vlatent_jax.data import pipeline, records
+from vlatent_jax.data.prepare import file_sha256
 from vlatent_jax.train.batch import collate, normalize_vision, segment_pooling
 
 ANSWER_BUCKET = 16  # answers padded to a multiple of this: few compiled shapes
@@ -46,11 +45,6 @@ def teacher_outputs(module, batch: dict, weights: jax.Array) -> tuple[jax.Array,
   relevance, hidden = targets.answer_pass(module, batch, embeds)
   trajectory = targets.attention_weighted(weights, relevance)
   return jnp.einsum("bkp,bpd->bkd", trajectory, hidden.astype(jnp.float32)), trajectory
-
-
-def _sha256(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
 
 
 def write_teacher_targets(teacher: str, data_dir: str, num_latents: int, batch_size: int = 8,
@@ -98,7 +92,7 @@ def write_teacher_targets(teacher: str, data_dir: str, num_latents: int, batch_s
     writer.close()
   spec = {"teacher": os.path.abspath(teacher), "num_latents": num_latents, "hidden_size": model.config.llm.hidden_size,
           "records": count, "shards": [os.path.basename(s) for s in shards],
-          "data_spec_sha256": _sha256(os.path.join(data_dir, "spec.json")), "seconds": round(time.time() - start, 2),
+          "data_spec_sha256": file_sha256(os.path.join(data_dir, "spec.json")), "seconds": round(time.time() - start, 2),
           "note": note or {}}
   with open(os.path.join(partial, "spec.json"), "w") as f:
     json.dump(spec, f, indent=1)
